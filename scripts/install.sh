@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set up everything needed to run videoespresso and its tests, from scratch, in ./.venv.
+#
+#   bash scripts/install.sh
+#
+# torch/torchvision: transformers 5 needs torchvision for every *video* processor (Qwen2-VL,
+# SmolVLM, LLaVA-OneVision), so we install a matching pair. On x86_64 with Python 3.11 the pair
+# torch 2.14.1 + torchvision 0.29.1 is taken from the local wheel store when one exists; set
+# TORCH_SPEC to choose another pair (e.g. TORCH_SPEC="torch==2.9.1 torchvision==0.24.1").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
+
+if [ "$(uname -m)" = "aarch64" ] && [ -z "${TORCH_SPEC_SET:-}" ]; then
+  TORCH_SPEC="torch==2.9.1 torchvision==0.24.1"
+fi
+
+# System tools used by tests and benchmarks: ffmpeg (reference decoder for benchmarks) and
+# Chromium (renders the HTML report in a test). Installed only when we are root with apt.
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  need=()
+  command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+fi
+
+"$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# shellcheck disable=SC2086
+.venv/bin/python -m pip install -q $TORCH_SPEC
+.venv/bin/python -m pip install -q -e ".[all,dev]"
+echo "installed: $(.venv/bin/python -c 'import videoespresso, torch, torchvision, transformers; print("videoespresso", videoespresso.__version__, "torch", torch.__version__, "torchvision", torchvision.__version__, "transformers", transformers.__version__)')"

@@ -1,0 +1,72 @@
+"""The ``videoespresso`` command line (Typer + Rich).
+
+Thin by design: each command module parses options, builds objects and calls the library. Heavy
+imports (torch, transformers) happen inside the commands so ``--help`` stays fast. User errors
+(:class:`~videoespresso.errors.UserError`) print one clear message and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .. import __version__
+from ..errors import UserError
+from ._common import console, err_console
+
+app = typer.Typer(
+    name="videoespresso",
+    help="VideoEspresso: build video chain-of-thought datasets, answer questions with core "
+    "frames, and evaluate video models on the VideoEspresso benchmark.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"videoespresso {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """VideoEspresso toolkit."""
+
+
+# Command modules register themselves on ``app`` when imported.
+from . import config_cmd as _config_cmd  # noqa: E402,F401
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app, turning user errors into one clean message."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
+    except UserError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise

@@ -1,0 +1,141 @@
+"""One validated run configuration, with named profiles.
+
+The profiles live in the package data file ``data/profiles.yaml``: ``offline`` (tiny random-weight
+checkpoints + the packaged MiniLM embedder; runs anywhere, proves plumbing, not quality) and
+``paper`` (the models the paper used, or their closest transformers-native checkpoints, for users
+with GPUs and a model hub). A user's YAML file is merged over the chosen profile, so it only needs
+the keys it changes; ``--dump-config`` writes the effective result.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+from .schema import GenerationSettings
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelsConfig(_Section):
+    """Spec strings of every model a run may use."""
+
+    captioner: str = Field(description="VisionLanguageModel that captions sampled frames")
+    llm: str = Field(description="ChatModel that writes QA pairs, CoT annotations and distractors")
+    judges: list[str] = Field(description="ChatModels of the quality filter")
+    embedder: str = Field(description="TextEmbedder for redundancy removal and retrieval")
+    grounder: str = Field(description="PhraseGrounder for key-object boxes")
+    scorer: str = Field(description="ImageTextScorer that checks the boxes")
+    selector_vlm: str = Field(description="small VLM that captions candidate frames (VideoQA-SC)")
+    selector_llm: str = Field(description="small ChatModel that picks the core frames (VideoQA-SC)")
+    reasoner: str = Field(description="VisionLanguageModel that writes evidence and answers")
+    judge: str = Field(description="ChatModel that scores open-ended answers")
+    #: Options passed to load_model for a given spec (device, dtype, trust_remote_code, ...).
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class SamplingConfig(_Section):
+    static_fps: float = 1.0
+    dynamic_fps: float = Field(3.0, ge=2.0, le=4.0)
+    motion_threshold: float | None = Field(
+        None, description="motion score above which a second is dynamic; None = automatic"
+    )
+    max_side: int | None = Field(448, description="resize frames so the longer side is at most this")
+
+
+class CurateConfig(_Section):
+    redundancy_tau: float = Field(0.9, gt=0.0, le=1.0)
+    group_size: int = Field(15, ge=1)
+    group_overlap: int = Field(0, ge=0)
+    qa_per_group: int = Field(3, ge=1)
+    judge_vote: Literal["all", "majority", "any"] = "majority"
+    box_threshold: float = 0.35
+    text_threshold: float = 0.25
+    clip_threshold: float = 0.2
+    test_options_seed: int = 0
+    batch_size: int = Field(8, ge=1)
+
+
+class SelectConfig(_Section):
+    candidates: int = Field(16, ge=1, description="candidate frames shown to a selector")
+    max_frames: int = Field(4, ge=1)
+    min_gap_s: float = Field(1.0, ge=0.0)
+
+
+class EvalConfig(_Section):
+    frames: int = Field(16, ge=1, description="uniform frames per video by default")
+    batch_size: int = Field(4, ge=1)
+
+
+class Config(_Section):
+    profile: str
+    models: ModelsConfig
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    curate: CurateConfig = Field(default_factory=CurateConfig)
+    select: SelectConfig = Field(default_factory=SelectConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    cache: str | None = Field(
+        None, description="SQLite file of the model response cache; None = next to the outputs"
+    )
+
+    def model_options(self, spec: str) -> dict[str, Any]:
+        return dict(self.models.options.get(spec, {}))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _profiles() -> dict[str, Any]:
+    text = resources.files("videoespresso").joinpath("data/profiles.yaml").read_text("utf-8")
+    return yaml.safe_load(text)["profiles"]
+
+
+def profile_names() -> list[str]:
+    return list(_profiles())
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(profile: str | None = "offline", path: str | Path | None = None) -> Config:
+    """The effective config: the profile (or the file's own ``profile`` key), then the file."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text("utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    name = profile or data.get("profile") or "offline"
+    profiles = _profiles()
+    if name not in profiles:
+        raise ConfigError(f"unknown profile {name!r}; known profiles: {', '.join(profiles)}")
+    merged = _merge(profiles[name], data)
+    merged["profile"] = name
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as exc:
+        where = f"config file {path}" if path else f"profile {name!r}"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{where} is invalid: {problems}") from None

