@@ -217,6 +217,23 @@ class CoTAnnotation(Record):
     evidence: str = ""
 
 
+# --------------------------------------------------------------------------- selection
+
+
+class Selection(Record):
+    """Frames a selector chose for one question, with its scores and parameters."""
+
+    video: str
+    question: str = ""
+    question_id: str | None = None
+    frames: list[FrameRef]
+    scores: list[float] = Field(default_factory=list)
+    selector: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    #: Why a fallback rule was used (an invalid selector reply), when it was.
+    fallback: str | None = None
+
+
 # --------------------------------------------------------------------------- benchmark
 
 OptionLetter = Literal["A", "B", "C", "D"]
