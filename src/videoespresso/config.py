@@ -61,6 +61,12 @@ class CurateConfig(_Section):
     clip_threshold: float = 0.2
     test_options_seed: int = 0
     batch_size: int = Field(8, ge=1)
+    min_frames: int = Field(2, ge=1, description="distinct frames a video needs to get questions")
+    max_core_frames: int = Field(4, ge=1)
+    max_key_objects: int = Field(4, ge=0)
+    constrained_json: bool = Field(True, description="pass the reply schema to the backend (constrained decoding / JSON mode)")
+    max_text_chars: int | None = Field(None, ge=1, description="longest free-text field in a JSON reply")
+    max_new_tokens: int | None = Field(None, ge=1, description="token limit of JSON replies; None = generation.max_new_tokens")
 
 
 class SelectConfig(_Section):

@@ -29,6 +29,7 @@ class StageStats:
     dropped: int = 0
     errors: int = 0
     cached: int = 0
+    missing: int = 0
     computed: int = 0
     seconds: float = 0.0
     model_calls: int = 0
@@ -41,7 +42,7 @@ class StageStats:
         return {
             "name": self.name, "version": self.version, "inputs": self.inputs,
             "outputs": self.outputs, "ok": self.ok, "failed": self.failed,
-            "dropped": self.dropped, "errors": self.errors, "cached": self.cached,
+            "dropped": self.dropped, "errors": self.errors, "cached": self.cached, "missing": self.missing,
             "computed": self.computed, "seconds": round(self.seconds, 4),
             "model_calls": self.model_calls,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
@@ -85,7 +86,9 @@ class LocalExecutor:
         self.show_progress = progress
         self._ready: set[int] = set()
 
-    def run(self, stages: Sequence[Stage], items: Sequence[Item]) -> RunResult:
+    def run(self, stages: Sequence[Stage], items: Sequence[Item], replay_only: set[str] | None = None) -> RunResult:
+        """Run ``stages`` over ``items``; stages named in ``replay_only`` only read the store
+        (inputs they never finished are left out and counted as ``missing``)."""
         start = time.perf_counter()
         run_id = self.store.start_run()
         current = [dict(i) for i in items]
@@ -95,13 +98,15 @@ class LocalExecutor:
             console=self.console, disable=not self.show_progress,
         ) as progress:
             for stage in stages:
-                current, st = self._run_stage(stage, current, progress)
+                current, st = self._run_stage(stage, current, progress, stage.name in (replay_only or ()))
                 stats.append(st)
         result = RunResult(items=current, stages=stats, seconds=time.perf_counter() - start)
         self.store.finish_run(run_id, result.to_dict())
         return result
 
-    def _run_stage(self, stage: Stage, items: list[Item], progress: Progress) -> tuple[list[Item], StageStats]:
+    def _run_stage(
+        self, stage: Stage, items: list[Item], progress: Progress, replay: bool = False
+    ) -> tuple[list[Item], StageStats]:
         st = StageStats(name=stage.name, version=stage.version, inputs=len(items))
         t0 = time.perf_counter()
         ids = [i.get("id") for i in items]
@@ -115,6 +120,9 @@ class LocalExecutor:
         results: dict[str, StoredResult] = self.store.get_many(keys)
         st.cached = len(results)
         todo = [(item, key) for item, key in zip(items, keys) if key.key not in results]
+        if replay:
+            st.missing = len(todo)
+            todo = []
         task = progress.add_task(stage.name, total=len(items), completed=st.cached)
         if todo:
             timings_before = dict(stage.timings)
@@ -140,7 +148,9 @@ class LocalExecutor:
             }
         outputs: list[Item] = []
         for key in keys:
-            res = results[key.key]
+            res = results.get(key.key)
+            if res is None:
+                continue
             if res.status == "ok":
                 st.ok += 1
                 outputs.extend(res.outputs)

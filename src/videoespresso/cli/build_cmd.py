@@ -1,0 +1,106 @@
+"""``videoespresso build`` and ``videoespresso inspect``: make a dataset from videos, look at one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+from ._common import ConfigOption, DumpConfigOption, ProfileOption, console, effective_config, err_console
+
+
+@app.command("build")
+def build_command(
+    videos: Path = typer.Argument(..., help="A folder of videos (searched recursively) or a text file listing one per line."),
+    out: Path = typer.Option(..., "--out", "-o", help="Build folder: store, frames, exported files."),
+    profile: Optional[str] = ProfileOption,
+    config: Optional[Path] = ConfigOption,
+    dump_config: Optional[Path] = DumpConfigOption,
+    stages: Optional[str] = typer.Option(
+        None, "--stages", help="Stage numbers to run, e.g. 1-5 (1 sample .. 10 options); earlier "
+        "stages are read from the store only. Default: all, then export."
+    ),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N videos."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bars."),
+) -> None:
+    """Build a grounded chain-of-thought QA dataset from videos; a rerun resumes.
+
+    Example: videoespresso build videos/ --out build/ --profile offline --limit 3
+    """
+    from ..curate import run_build
+    from ..engine import print_summary
+
+    cfg = effective_config(profile, config, dump_config)
+    result = run_build(videos, out, cfg, stages=stages, limit=limit, progress=not no_progress, console=err_console)
+    print_summary(result.run, console)
+    summary = result.run.to_dict()
+    if result.exported is not None:
+        summary["exported"] = {k: str(v) for k, v in result.exported.files.items()}
+        summary["exported_items"] = result.exported.items
+        console.print(f"exported {result.exported.items} QA items to {out}")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+@app.command("inspect")
+def inspect_command(
+    build_dir: Path = typer.Argument(..., help="A build folder written by `videoespresso build`."),
+    failures: int = typer.Option(5, "--failures", help="Show this many recorded failures with their replies."),
+) -> None:
+    """Summarise a build: stored results per stage, reasons, runs and exported files.
+
+    Example: videoespresso inspect build/ --failures 10
+    """
+    from rich.table import Table
+
+    from ..curate.export import DATASET, TEST, TRAIN_IMAGES, TRAIN_VIDEO
+    from ..curate.pipeline import STAGE_NAMES, STORE_FILE
+    from ..engine import Store
+    from ..errors import UserError
+
+    path = build_dir / STORE_FILE
+    if not path.is_file():
+        raise UserError(f"{build_dir}: not a build folder (no {STORE_FILE})")
+    with Store(path) as store:
+        counts = store.counts()
+        table = Table(title=f"{build_dir}: stored results")
+        for col in ("#", "stage", "ok", "failed", "dropped", "errors"):
+            table.add_column(col, justify="left" if col == "stage" else "right")
+        names = [n for n in STAGE_NAMES if n in counts] + sorted(set(counts) - set(STAGE_NAMES))
+        for name in names:
+            c = counts[name]
+            number = str(STAGE_NAMES.index(name) + 1) if name in STAGE_NAMES else "-"
+            table.add_row(number, name, *(str(c.get(k, 0)) for k in ("ok", "failed", "dropped", "error")))
+        console.print(table)
+        reasons: dict[tuple[str, str, str], int] = {}
+        shown = []
+        for status in ("failed", "dropped", "error"):
+            for res in store.results(status=status):
+                key = (res.stage, status, res.reason or "")
+                reasons[key] = reasons.get(key, 0) + 1
+                if status != "dropped" and len(shown) < failures:
+                    shown.append(res)
+        if reasons:
+            rt = Table(title="by reason")
+            for col in ("stage", "status", "reason", "count"):
+                rt.add_column(col)
+            for (stage, status, reason), n in sorted(reasons.items()):
+                rt.add_row(stage, status, reason, str(n))
+            console.print(rt)
+        for res in shown:
+            console.print(f"[bold]{res.stage}[/] {res.item_id}: {res.reason}: {res.detail}", highlight=False)
+            if res.raw:
+                console.print(f"  reply: {res.raw[:300]!r}", highlight=False, markup=False)
+        runs = store.runs()
+    if runs:
+        last = runs[-1]
+        state = "finished" if last["finished"] else "interrupted"
+        console.print(f"{len(runs)} run(s); the last one {state}")
+    for name in (DATASET, TRAIN_VIDEO, TRAIN_IMAGES, TEST):
+        file = build_dir / name
+        if file.is_file():
+            n = sum(1 for line in file.open(encoding="utf-8") if line.strip()) if name.endswith(".jsonl") \
+                else len(json.loads(file.read_text("utf-8")))
+            console.print(f"{name}: {n} items")

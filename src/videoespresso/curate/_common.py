@@ -1,0 +1,132 @@
+"""What several stages share: lazily loaded models, frame images on disk, caption listings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..engine import Resources, Stage
+from ..schema import GenerationSettings
+
+
+class ModelPool:
+    """Loads each (spec, kind) once per process, on first use, through ``load_model``.
+
+    Holds only specs and options until asked, so a pool pickles cheaply and each worker of a
+    distributed executor builds its own models. ``preloaded`` lets a caller that already holds a
+    model (a test session, a notebook) hand it in under its spec.
+    """
+
+    def __init__(
+        self,
+        options: dict[str, dict[str, Any]] | None = None,
+        cache: str | Path | None = None,
+        preloaded: dict[str, Any] | None = None,
+    ) -> None:
+        self.options = dict(options or {})
+        self.cache = str(cache) if cache is not None else None
+        self._models: dict[tuple[str, str | None], Any] = {}
+        self._preloaded = dict(preloaded or {})
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"options": self.options, "cache": self.cache, "_models": {}, "_preloaded": {}}
+
+    def get(self, spec: str, kind: str | None = None) -> Any:
+        if spec in self._preloaded:
+            return self._preloaded[spec]
+        key = (spec, kind)
+        if key not in self._models:
+            from ..models.registry import load_model
+
+            cache = self.cache if kind in ("vlm", "chat") else None
+            self._models[key] = load_model(spec, kind=kind, cache=cache, **self.options.get(spec, {}))
+        return self._models[key]
+
+
+class ModelStage(Stage):
+    """A stage that calls models from a :class:`ModelPool`, with explicit generation settings."""
+
+    def __init__(
+        self,
+        pool: ModelPool,
+        settings: GenerationSettings | None = None,
+        resources: Resources | None = None,
+    ) -> None:
+        super().__init__(resources)
+        self.pool = pool
+        self.settings = settings or GenerationSettings()
+
+
+def frame_path(root: Path, frame: dict[str, Any]) -> Path:
+    path = Path(frame["path"])
+    return path if path.is_absolute() else root / path
+
+
+def load_images(root: Path, frames: Sequence[dict[str, Any]]) -> list[Any]:
+    from PIL import Image
+
+    images = []
+    for frame in frames:
+        with Image.open(frame_path(root, frame)) as img:
+            images.append(img.convert("RGB"))
+    return images
+
+
+def numbered_captions(frames: Sequence[dict[str, Any]], captions: Sequence[str]) -> str:
+    return "\n".join(
+        f"[{n}] ({frame['seconds']:.1f} s) {caption}"
+        for n, (frame, caption) in enumerate(zip(frames, captions), start=1)
+    )
+
+
+def pick_numbered(numbers: Sequence[int], count: int) -> tuple[list[int], list[int]]:
+    """1-based frame numbers -> sorted unique 0-based positions, plus the numbers out of range."""
+    valid = sorted({n - 1 for n in numbers if 1 <= n <= count})
+    invalid = [n for n in numbers if not 1 <= n <= count]
+    return valid, invalid
+
+
+class JsonStage(ModelStage):
+    """A stage that asks a chat model for JSON replies (see :func:`._json.ask_json`)."""
+
+    prompt_name = ""
+
+    def __init__(
+        self,
+        pool: ModelPool,
+        llm: str,
+        settings: GenerationSettings | None = None,
+        *,
+        constrained: bool = True,
+        max_chars: int | None = None,
+        resources: Resources | None = None,
+    ) -> None:
+        super().__init__(pool, settings, resources or Resources(gpus=1, batch_size=8))
+        self.llm = llm
+        self.constrained = constrained
+        self.max_chars = max_chars
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "llm": self.llm, "settings": self.settings.model_dump(),
+            "constrained": self.constrained, "max_chars": self.max_chars,
+        }
+
+    def prompts(self) -> dict[str, str]:
+        from ..prompts import load_prompt
+        from ._json import RETRY_PROMPT
+
+        return {name: load_prompt(name).sha for name in (self.prompt_name, RETRY_PROMPT)}
+
+    def setup(self) -> None:
+        self.model = self.pool.get(self.llm, "chat")
+
+    def ask(self, conversations: list[Any], schema: Any, model: Any = None) -> list[Any]:
+        from ._json import ask_json
+
+        with self.timed("model"):
+            replies, sent = ask_json(
+                model or self.model, conversations, schema, self.settings, constrained=self.constrained
+            )
+        self.model_calls += sent
+        return replies

@@ -1,0 +1,135 @@
+"""Export: the rich JSONL records, both train-JSON versions and the close-ended test file.
+
+* ``dataset.jsonl``: one record per QA pair: a :class:`~videoespresso.schema.QAPair`, its
+  :class:`~videoespresso.schema.CoTAnnotation` (frames with index and seconds, key objects with
+  boxes), the four options, the judges' verdicts, warnings and provenance;
+* ``train_video.json``: the video version (``video_path`` + ``keyframes_path``);
+* ``train_images.json``: the multi-image version (``path``), with the core frames copied to
+  ``keyframes/<video>/<frame index>.jpg`` as the authors named them;
+* ``test.json``: ``bench_hard.json``'s shape, four options (the reference answer and three
+  distractors) shuffled with a per-item seed.
+
+Every file is written to a temporary name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..engine.stage import PROVENANCE, WARNINGS
+from ..formats.bench import write_bench
+from ..formats.jsonl import write_jsonl_atomic
+from ..formats.train import write_train
+from ..schema import LETTERS, BenchItem, CoTAnnotation, FrameRef, KeyObject, QAPair, TrainItem
+from ._common import frame_path
+from .sample import safe_name
+
+DATASET = "dataset.jsonl"
+TRAIN_VIDEO = "train_video.json"
+TRAIN_IMAGES = "train_images.json"
+TEST = "test.json"
+
+
+@dataclass
+class ExportResult:
+    items: int
+    files: dict[str, Path]
+
+
+def shuffled_options(item_id: str, answer: str, distractors: Sequence[str], seed: int) -> tuple[list[str], str]:
+    """The four options in a seeded order that depends only on ``seed`` and the item id."""
+    options = [answer, *distractors[:3]]
+    order = list(range(4))
+    random.Random(f"{seed}:{item_id}").shuffle(order)
+    return [options[i] for i in order], LETTERS[order.index(0)]
+
+
+def _frame(f: dict[str, Any]) -> FrameRef:
+    return FrameRef(index=f["index"], seconds=f["seconds"], path=f.get("path"))
+
+
+def to_records(item: dict[str, Any], seed: int) -> dict[str, Any]:
+    qa = QAPair(
+        id=item["id"], video=item["video_path"], question=item["question"], answer=item["answer"],
+        task=item["task"], frames=[_frame(f) for f in item["qa_frames"]],
+    )
+    cot = CoTAnnotation(
+        core_frames=[_frame(f) for f in item["core_frames"]],
+        core_captions=list(item["core_captions"]),
+        key_objects=[
+            KeyObject(name=o["name"], boxes=o["boxes"], frame=_frame(o["frame"]) if o.get("frame") else None)
+            for o in item["key_objects_grounded"]
+        ],
+        evidence=item["evidence"],
+    )
+    options, letter = shuffled_options(item["id"], item["answer"], item["distractors"], seed)
+    return {
+        "qa": qa.model_dump(mode="json"),
+        "cot": cot.model_dump(mode="json"),
+        "options": options,
+        "correct_answer": letter,
+        "judgements": item.get("judgements", []),
+        "warnings": item.get(WARNINGS, []),
+        "provenance": item.get(PROVENANCE, {}),
+    }
+
+
+def export(items: Sequence[dict[str, Any]], root: Path, seed: int = 0) -> ExportResult:
+    root = Path(root)
+    items = sorted(items, key=lambda i: i["id"])
+    records = [to_records(item, seed) for item in items]
+    train_video: list[TrainItem] = []
+    train_images: list[TrainItem] = []
+    bench: list[BenchItem] = []
+    for item, rec in zip(items, records):
+        core = item["core_frames"]
+        frame_files = [f["path"] for f in core]
+        copies = _copy_keyframes(root, item["video_id"], core)
+        common = {
+            "question": item["question"], "answer": item["answer"], "evidence": item["evidence"],
+            "task": item["task"], "captions": list(item["core_captions"]),
+        }
+        extra = {
+            "id": item["id"],
+            "keyframes_index": [f["index"] for f in core],
+            "keyframes_seconds": [f["seconds"] for f in core],
+        }
+        train_video.append(TrainItem(video_path=item["video_path"], keyframes=frame_files,
+                                     keyframes_key="keyframes_path", extra=extra, **common))
+        train_images.append(TrainItem(video_path=item["video_path"], keyframes=copies,
+                                      keyframes_key="path", extra=extra, **common))
+        bench.append(BenchItem(
+            id=item["id"], video_path=item["video_path"], question=item["question"],
+            options=rec["options"], correct_answer=rec["correct_answer"], answer=item["answer"],
+            evidence=item["evidence"], task=item["task"], core_frames_paths=copies,
+            core_frames_captions=list(item["core_captions"]),
+            extra={"key_objects": rec["cot"]["key_objects"]},
+        ))
+    files = {
+        "dataset": root / DATASET, "train_video": root / TRAIN_VIDEO,
+        "train_images": root / TRAIN_IMAGES, "test": root / TEST,
+    }
+    write_jsonl_atomic(files["dataset"], records)
+    write_train(train_video, files["train_video"])
+    write_train(train_images, files["train_images"])
+    write_bench(bench, files["test"])
+    return ExportResult(items=len(records), files=files)
+
+
+def _copy_keyframes(root: Path, video_id: str, frames: Sequence[dict[str, Any]]) -> list[str]:
+    folder = Path("keyframes") / safe_name(video_id)
+    (root / folder).mkdir(parents=True, exist_ok=True)
+    out = []
+    for f in frames:
+        rel = folder / f"{f['index']}.jpg"
+        target = root / rel
+        if not target.exists():
+            tmp = target.with_suffix(".tmp")
+            shutil.copyfile(frame_path(root, f), tmp)
+            tmp.replace(target)
+        out.append(rel.as_posix())
+    return out

@@ -1,0 +1,150 @@
+"""The nine VideoEspresso stages (plus distractors) in order, built from a config, and a build.
+
+Stage numbers, as ``--stages`` counts them: 1 sample, 2 caption, 3 dedup, 4 group, 5 qa,
+6 filter, 7 cot, 8 spatial, 9 temporal, 10 options; the export follows stage 10.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..engine import LocalExecutor, Resources, RunResult, Stage, Store
+from ..errors import UserError
+from ._common import ModelPool
+from .caption import CaptionFrames
+from .cot import AnnotateCoT
+from .dedup import RemoveRedundant
+from .export import ExportResult, export
+from .group import GroupCaptions
+from .judge import QualityFilter
+from .options import WriteDistractors
+from .qa import GenerateQA
+from .sample import SampleFrames
+from .spatial import GroundObjects
+from .temporal import GroundInTime
+
+STAGE_NAMES = ("sample", "caption", "dedup", "group", "qa", "filter", "cot", "spatial", "temporal", "options")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
+STORE_FILE = "store.sqlite"
+CACHE_FILE = "responses.sqlite"
+
+
+def build_stages(config: Config, root: Path, pool: ModelPool) -> list[Stage]:
+    """All ten stages, configured; a stage's models load only when it has work."""
+    root = Path(root)
+    cur, models = config.curate, config.models
+    llm_settings = config.generation
+    if cur.max_new_tokens is not None:
+        llm_settings = config.generation.model_copy(update={"max_new_tokens": cur.max_new_tokens})
+    json_kwargs: dict[str, Any] = {
+        "settings": llm_settings, "constrained": cur.constrained_json, "max_chars": cur.max_text_chars,
+    }
+    llm_resources = Resources(gpus=1, batch_size=cur.batch_size)
+    return [
+        SampleFrames(root, config.sampling.static_fps, config.sampling.dynamic_fps,
+                     config.sampling.motion_threshold, config.sampling.max_side),
+        CaptionFrames(root, pool, models.captioner, config.generation, frames_per_call=cur.batch_size),
+        RemoveRedundant(pool, models.embedder, cur.redundancy_tau),
+        GroupCaptions(cur.group_size, cur.group_overlap, cur.min_frames),
+        GenerateQA(pool, models.llm, pairs_per_group=cur.qa_per_group, resources=llm_resources, **json_kwargs),
+        QualityFilter(pool, judges=models.judges, vote=cur.judge_vote, resources=llm_resources, **json_kwargs),
+        AnnotateCoT(pool, models.llm, max_objects=cur.max_key_objects, max_core_frames=cur.max_core_frames,
+                    resources=llm_resources, **json_kwargs),
+        GroundObjects(root, pool, models.grounder, models.scorer, cur.box_threshold, cur.text_threshold,
+                      cur.clip_threshold),
+        GroundInTime(pool, models.embedder),
+        WriteDistractors(pool, models.llm, resources=llm_resources, **json_kwargs),
+    ]
+
+
+def parse_stage_range(text: str | None) -> tuple[int, int]:
+    """``"1-5"`` -> (1, 5); ``"7"`` -> (7, 7); None -> every stage."""
+    last = len(STAGE_NAMES)
+    if not text:
+        return 1, last
+    try:
+        if "-" in text:
+            a, b = text.split("-", 1)
+            first, end = int(a) if a.strip() else 1, int(b) if b.strip() else last
+        else:
+            first = end = int(text)
+    except ValueError:
+        raise UserError(f"--stages {text!r}: expected N or A-B with stage numbers 1..{last}") from None
+    if not 1 <= first <= end <= last:
+        raise UserError(f"--stages {text!r}: expected 1 <= A <= B <= {last}")
+    return first, end
+
+
+def discover_videos(source: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """Input items from a folder (searched recursively) or a text file listing one video a line.
+
+    Ids are paths relative to the folder (or as listed) so they survive moving the inputs; the
+    file size and modification time are part of the item so a replaced video is rebuilt.
+    """
+    source = Path(source)
+    if source.is_dir():
+        paths = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        entries = [(p, p.relative_to(source).as_posix()) for p in paths]
+    elif source.is_file():
+        entries = []
+        for line in source.read_text("utf-8").splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                path = Path(line)
+                entries.append((path if path.is_absolute() else source.parent / path, line))
+    else:
+        raise UserError(f"{source}: no such folder or list file")
+    if not entries:
+        raise UserError(f"{source}: no video files found (extensions: {', '.join(VIDEO_EXTENSIONS)})")
+    if limit is not None:
+        entries = entries[:limit]
+    items = []
+    for path, rel in entries:
+        stat = path.stat() if path.exists() else None
+        items.append({
+            "id": rel, "video": str(path.resolve()), "video_path": rel,
+            "size": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None,
+        })
+    return items
+
+
+@dataclass
+class BuildResult:
+    run: RunResult
+    exported: ExportResult | None
+    store: Path
+
+
+def run_build(
+    source: str | Path,
+    out: str | Path,
+    config: Config,
+    *,
+    stages: str | None = None,
+    limit: int | None = None,
+    preloaded: dict[str, Any] | None = None,
+    progress: bool = True,
+    console: Any = None,
+) -> BuildResult:
+    """Build (or resume) a dataset from videos into ``out``; export after the last stage."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    first, last = parse_stage_range(stages)
+    items = discover_videos(source, limit)
+    cache = Path(config.cache) if config.cache else out / CACHE_FILE
+    pool = ModelPool(config.models.options, cache=cache, preloaded=preloaded)
+    stage_list = build_stages(config, out, pool)[:last]
+    store_path = out / STORE_FILE
+    with Store(store_path) as store:
+        executor = LocalExecutor(store, progress=progress, console=console)
+        result = executor.run(stage_list, items, replay_only={s.name for s in stage_list[: first - 1]})
+    exported = export(result.items, out, config.curate.test_options_seed) if last == len(STAGE_NAMES) else None
+    return BuildResult(run=result, exported=exported, store=store_path)
+
+
+__all__ = [
+    "BuildResult", "STAGE_NAMES", "build_stages", "discover_videos", "parse_stage_range", "run_build",
+]

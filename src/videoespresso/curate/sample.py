@@ -1,0 +1,82 @@
+"""Stage 1: sample frames at an adaptive rate and write them as JPEGs named by index and time."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from ..engine import Item, Resources, Stage, derive, failed
+from ..errors import VideoError
+
+
+def safe_name(item_id: str) -> str:
+    """A file-system-safe folder name for an item id."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", item_id).strip("._") or "item"
+
+
+class SampleFrames(Stage):
+    """Video -> sampled frames (index + seconds + JPEG path, relative to the build root).
+
+    Static stretches are sampled at ``static_fps``, dynamic ones at ``dynamic_fps``
+    (:class:`videoespresso.video.AdaptiveSampler` decides which is which). A video that cannot be
+    decoded, or yields no frame, fails with a reason.
+    """
+
+    name = "sample"
+    version = "1"
+
+    def __init__(
+        self,
+        root: Path,
+        static_fps: float = 1.0,
+        dynamic_fps: float = 3.0,
+        motion_threshold: float | None = None,
+        max_side: int | None = 448,
+        resources: Resources | None = None,
+    ) -> None:
+        super().__init__(resources or Resources(cpus=1, batch_size=1))
+        self.root = Path(root)
+        self.static_fps = static_fps
+        self.dynamic_fps = dynamic_fps
+        self.motion_threshold = motion_threshold
+        self.max_side = max_side
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "static_fps": self.static_fps, "dynamic_fps": self.dynamic_fps,
+            "motion_threshold": self.motion_threshold, "max_side": self.max_side,
+        }
+
+    def process_item(self, item: Item) -> list[Item]:
+        from ..video import AdaptiveSampler, probe, sample_frames
+
+        video = item["video"]
+        if not Path(video).is_file():
+            return [failed(item, "missing_video", f"{video}: no such file")]
+        sampler_kwargs: dict[str, Any] = {"static_fps": self.static_fps, "dynamic_fps": self.dynamic_fps}
+        if self.motion_threshold is not None:
+            sampler_kwargs["motion_threshold"] = self.motion_threshold
+        try:
+            with self.timed("decode"):
+                info = probe(video)
+                sampled, images = sample_frames(video, AdaptiveSampler(**sampler_kwargs), size=self.max_side)
+        except VideoError as exc:
+            return [failed(item, "unreadable_video", f"{video}: {exc}")]
+        if not sampled.frames:
+            return [failed(item, "no_frames", f"{video}: the sampler returned no frame")]
+        folder = Path("frames") / safe_name(item["id"])
+        (self.root / folder).mkdir(parents=True, exist_ok=True)
+        frames = []
+        for ref, image in zip(sampled.frames, images):
+            rel = folder / f"{ref.index:06d}_{ref.seconds:.3f}.jpg"
+            tmp = self.root / rel.with_suffix(".tmp.jpg")
+            image.convert("RGB").save(tmp, format="JPEG", quality=90)
+            tmp.replace(self.root / rel)
+            frames.append({"index": ref.index, "seconds": round(ref.seconds, 6), "path": rel.as_posix()})
+        return [derive(
+            item,
+            info=info.model_dump(mode="json"),
+            sampler={"name": sampled.sampler, "params": sampled.params},
+            frames=frames,
+        )]
