@@ -102,6 +102,7 @@ class Generation(Record):
     cached: bool = False
     #: The validated JSON object when the call carried a schema.
     parsed: Any = None
+    error: str | None = None
 
 
 # --------------------------------------------------------------------------- video
