@@ -309,8 +309,6 @@ def _revalidate(generation: Generation, schema: JsonSchema) -> Generation:
 
     try:
         parsed = validate_reply(generation.text, schema)
-    except (StructuredOutputError, ValueError) as exc:
-        return generation.model_copy(
-            update={"parsed": None, "error": generation.error or f"reply does not match the JSON schema: {exc}"}
-        )
+    except StructuredOutputError as exc:
+        return generation.model_copy(update={"parsed": None, "error": generation.error or str(exc)})
     return generation.model_copy(update={"parsed": parsed, "error": None})

@@ -171,13 +171,13 @@ class OpenAIModel:
         if settings.stop:
             params["stop"] = list(settings.stop)
         if schema is not None:
-            from .structured import schema_to_json
+            from .structured import schema_name, schema_to_json
 
             json_schema = schema_to_json(schema)
             params["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {
-                    "name": _schema_name(json_schema),
+                    "name": _api_schema_name(schema_name(schema)),
                     "schema": json_schema,
                     "strict": self.strict_schema,
                 },
@@ -232,8 +232,8 @@ class OpenAIModel:
 
             try:
                 parsed = validate_reply(text, schema)
-            except (StructuredOutputError, ValueError) as exc:
-                error = f"reply does not match the JSON schema: {exc}"
+            except StructuredOutputError as exc:
+                error = str(exc)
         return Generation(
             text=text,
             model=self.spec,
@@ -284,11 +284,9 @@ class OpenAIModel:
         return f"OpenAIModel(spec={self.spec!r}, endpoint={self.endpoint!r})"
 
 
-def _schema_name(json_schema: dict[str, Any]) -> str:
+def _api_schema_name(name: str) -> str:
     # OpenAI requires ^[a-zA-Z0-9_-]{1,64}$ for the schema name.
-    title = str(json_schema.get("title") or "reply")
-    name = re.sub(r"[^a-zA-Z0-9_-]+", "_", title).strip("_")[:64]
-    return name or "reply"
+    return re.sub(r"[^a-zA-Z0-9_-]+", "_", name).strip("_")[:64] or "reply"
 
 
 def _root_cause(exc: BaseException) -> str:

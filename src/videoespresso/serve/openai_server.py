@@ -281,6 +281,14 @@ class _Batcher:
             results = self.model.generate(
                 [job.conversation for job in live], live[0].settings, live[0].schema
             )
+        except UserError as exc:
+            if len(live) == 1:
+                live[0].future.set_exception(exc)
+                return
+            # One bad request must not fail the others batched with it: retry them one by one.
+            for job in live:
+                self._generate_one(job)
+            return
         except BaseException as exc:  # noqa: BLE001 -- handed to every waiting request
             for job in live:
                 job.future.set_exception(exc)
@@ -291,6 +299,15 @@ class _Batcher:
                 job.future.set_exception(error)
             return
         for job, result in zip(live, results):
+            job.future.set_result(result)
+
+
+    def _generate_one(self, job: _Job) -> None:
+        try:
+            result = self.model.generate([job.conversation], job.settings, job.schema)[0]
+        except BaseException as exc:  # noqa: BLE001 -- handed to the waiting request
+            job.future.set_exception(exc)
+        else:
             job.future.set_result(result)
 
 
