@@ -1,0 +1,120 @@
+"""Model-free parts of the curate pipeline: JSON repair, grouping, evidence tags, options, CLI input."""
+
+from __future__ import annotations
+
+import pytest
+
+from videoespresso.curate import discover_videos, group_spans, parse_stage_range, shuffled_options, tag_evidence
+from videoespresso.curate._json import interpret, repair_json
+from videoespresso.curate.options import length_bounds
+from videoespresso.curate.schemas import cot_schema, distractor_schema, qa_schema
+from videoespresso.errors import UserError
+from videoespresso.formats.evidence import evidence_objects
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"keep": true, "reason": "fine"}',
+        'Sure! Here it is:\n```json\n{"keep": true, "reason": "fine"}\n```\nAnything else?',
+        'The verdict is {"keep": true, "reason": "fine",} as requested.',
+        '{"keep": true, "reason": "fine"',
+    ],
+)
+def test_trivially_broken_json_is_repaired(text):
+    assert repair_json(text) == {"keep": True, "reason": "fine"}
+
+
+@pytest.mark.parametrize("text", ["The man opens the door and leaves.", '{"keep": true, "reason": "cut of', ""])
+def test_prose_and_cut_strings_are_not_guessed(text):
+    with pytest.raises(ValueError, match="not valid JSON"):
+        repair_json(text)
+
+
+def test_interpret_validates_against_the_schema():
+    schema = qa_schema(2, 40)
+    good = '{"pairs": [{"question": "Why?", "answer": "Because.", "task": "Causal Inference", "frames": [1, 2]}]}'
+    value, error = interpret(good, None, schema)
+    assert error is None and value.pairs[0].frames == [1, 2]
+    value, error = interpret(good.replace("Causal Inference", "Astrology"), None, schema)
+    assert value is None and "pairs.0.task" in error
+    too_many = '{"pairs": [' + ",".join(['{"question": "q", "answer": "a", "task": "Causal Inference", "frames": [1]}'] * 3) + "]}"
+    assert interpret(too_many, None, schema)[0] is None
+    # the backend's parsed object wins over the text when it has one
+    value, error = interpret("garbage", {"core_frames": [2], "key_objects": ["cup"], "evidence": "a cup"}, cot_schema(4, 4, 40))
+    assert error is None and value.key_objects == ["cup"]
+
+
+def test_distractor_lengths_are_bounded_by_the_schema():
+    low, high = length_bounds("a man in a red jacket")
+    assert low == 10 and high == 32
+    schema = distractor_schema(low, high).model_json_schema()
+    assert schema["properties"]["distractors"]["items"] == {"maxLength": 32, "minLength": 10, "type": "string"}
+
+
+@pytest.mark.parametrize(
+    "n,size,overlap,expected",
+    [
+        (15, 15, 0, [(0, 15)]),
+        (16, 15, 0, [(0, 16)]),  # a 1-frame tail joins the group before it
+        (20, 6, 0, [(0, 6), (6, 12), (12, 18), (18, 20)]),
+        (10, 6, 2, [(0, 6), (4, 10)]),
+        (3, 6, 0, [(0, 3)]),
+    ],
+)
+def test_group_spans(n, size, overlap, expected):
+    assert group_spans(n, size, overlap, min_size=2) == expected
+
+
+def test_tag_evidence_tags_first_mentions_and_appends_the_rest():
+    text = "The Man lifts the cup, then the man leaves."
+    tagged = tag_evidence(text, [("man", [[50.0, 50.0, 20.0, 40.0]]), ("cup", []), ("door", [])])
+    objects = evidence_objects(tagged)
+    assert [o.name for o in objects] == ["Man", "cup", "door"]
+    assert objects[0].boxes == [[50.0, 50.0, 20.0, 40.0]] and objects[1].boxes == []
+    assert tagged.startswith("The <obj_start>Man<obj_end><box_start>[[50, 50, 20, 40]]<box_end> lifts")
+    assert "then the man leaves." in tagged
+
+
+def test_options_are_shuffled_reproducibly_per_item():
+    letters = set()
+    for k in range(40):
+        options, letter = shuffled_options(f"item{k}", "right", ["w1", "w2", "w3"], seed=0)
+        assert sorted(options) == ["right", "w1", "w2", "w3"]
+        assert options["ABCD".index(letter)] == "right"
+        assert (options, letter) == shuffled_options(f"item{k}", "right", ["w1", "w2", "w3"], seed=0)
+        letters.add(letter)
+    assert letters == set("ABCD")
+    assert any(
+        shuffled_options(f"item{k}", "r", ["a", "b", "c"], 0) != shuffled_options(f"item{k}", "r", ["a", "b", "c"], 1)
+        for k in range(10)
+    )
+
+
+def test_stage_ranges():
+    assert parse_stage_range(None) == (1, 10)
+    assert parse_stage_range("1-5") == (1, 5)
+    assert parse_stage_range("7") == (7, 7)
+    assert parse_stage_range("6-") == (6, 10)
+    for bad in ("0-3", "5-2", "x", "1-11"):
+        with pytest.raises(UserError, match="--stages"):
+            parse_stage_range(bad)
+
+
+def test_discover_videos_from_folder_and_list(tmp_path):
+    (tmp_path / "a").mkdir()
+    for name in ("a/one.mp4", "two.MKV", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    items = discover_videos(tmp_path)
+    assert [i["id"] for i in items] == ["a/one.mp4", "two.MKV"]
+    assert discover_videos(tmp_path, limit=1)[0]["id"] == "a/one.mp4"
+    listing = tmp_path / "list.txt"
+    listing.write_text("# comment\na/one.mp4\n\nmissing.mp4\n")
+    items = discover_videos(listing)
+    assert [i["id"] for i in items] == ["a/one.mp4", "missing.mp4"]
+    assert items[1]["size"] is None
+    with pytest.raises(UserError, match="no such folder"):
+        discover_videos(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no video files"):
+        discover_videos(tmp_path / "empty")
