@@ -67,6 +67,9 @@ class CurateConfig(_Section):
     constrained_json: bool = Field(True, description="pass the reply schema to the backend (constrained decoding / JSON mode)")
     max_text_chars: int | None = Field(None, ge=1, description="longest free-text field in a JSON reply")
     max_new_tokens: int | None = Field(None, ge=1, description="token limit of JSON replies; None = generation.max_new_tokens")
+    prompt_files: dict[str, str] = Field(
+        default_factory=dict, description="template name (e.g. curate/qa) -> file replacing the packaged prompt"
+    )
 
 
 class SelectConfig(_Section):

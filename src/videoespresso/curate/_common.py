@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..engine import Resources, Stage
+from ..errors import ConfigError
+from ..prompts import Prompt, load_prompt, parse_prompt
 from ..schema import GenerationSettings
 
 
@@ -27,34 +29,61 @@ class ModelPool:
         self.cache = str(cache) if cache is not None else None
         self._models: dict[tuple[str, str | None], Any] = {}
         self._preloaded = dict(preloaded or {})
+        self._response_cache: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"options": self.options, "cache": self.cache, "_models": {}, "_preloaded": {}}
+        return {**self.__dict__, "_models": {}, "_preloaded": {}, "_response_cache": None}
 
     def get(self, spec: str, kind: str | None = None) -> Any:
-        if spec in self._preloaded:
-            return self._preloaded[spec]
+        """The model for ``spec``; generation models answer repeated calls from the cache file."""
         key = (spec, kind)
         if key not in self._models:
-            from ..models.registry import load_model
+            if spec in self._preloaded:
+                model = self._preloaded[spec]
+            else:
+                from ..models.registry import load_model
 
-            cache = self.cache if kind in ("vlm", "chat") else None
-            self._models[key] = load_model(spec, kind=kind, cache=cache, **self.options.get(spec, {}))
+                model = load_model(spec, kind=kind, **self.options.get(spec, {}))
+            if self.cache is not None and hasattr(model, "generate"):
+                from ..models.cache import CachedModel, ResponseCache
+
+                if self._response_cache is None:
+                    self._response_cache = ResponseCache(self.cache)
+                model = CachedModel(model, self._response_cache)
+            self._models[key] = model
         return self._models[key]
+
+    def close(self) -> None:
+        if self._response_cache is not None:
+            self._response_cache.close()
 
 
 class ModelStage(Stage):
-    """A stage that calls models from a :class:`ModelPool`, with explicit generation settings."""
+    """A stage that calls models from a :class:`ModelPool`, with explicit generation settings.
+
+    ``prompt_files`` maps a template name (``"curate/qa"``) to a user's file that replaces the
+    packaged template; its sha enters the store keys like the packaged one's would.
+    """
 
     def __init__(
         self,
         pool: ModelPool,
         settings: GenerationSettings | None = None,
         resources: Resources | None = None,
+        prompt_files: dict[str, str] | None = None,
     ) -> None:
         super().__init__(resources)
         self.pool = pool
         self.settings = settings or GenerationSettings()
+        self.prompt_files = dict(prompt_files or {})
+
+    def prompt(self, name: str) -> Prompt:
+        if name in self.prompt_files:
+            path = Path(self.prompt_files[name])
+            if not path.is_file():
+                raise ConfigError(f"prompt file for {name!r} does not exist: {path}")
+            return parse_prompt(name, path.read_text("utf-8"))
+        return load_prompt(name)
 
 
 def frame_path(root: Path, frame: dict[str, Any]) -> Path:
@@ -100,8 +129,9 @@ class JsonStage(ModelStage):
         constrained: bool = True,
         max_chars: int | None = None,
         resources: Resources | None = None,
+        prompt_files: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(pool, settings, resources or Resources(gpus=1, batch_size=8))
+        super().__init__(pool, settings, resources or Resources(gpus=1, batch_size=8), prompt_files)
         self.llm = llm
         self.constrained = constrained
         self.max_chars = max_chars
@@ -113,20 +143,20 @@ class JsonStage(ModelStage):
         }
 
     def prompts(self) -> dict[str, str]:
-        from ..prompts import load_prompt
         from ._json import RETRY_PROMPT
 
-        return {name: load_prompt(name).sha for name in (self.prompt_name, RETRY_PROMPT)}
+        return {name: self.prompt(name).sha for name in (self.prompt_name, RETRY_PROMPT)}
 
     def setup(self) -> None:
         self.model = self.pool.get(self.llm, "chat")
 
     def ask(self, conversations: list[Any], schema: Any, model: Any = None) -> list[Any]:
-        from ._json import ask_json
+        from ._json import RETRY_PROMPT, ask_json
 
         with self.timed("model"):
             replies, sent = ask_json(
-                model or self.model, conversations, schema, self.settings, constrained=self.constrained
+                model or self.model, conversations, schema, self.settings,
+                constrained=self.constrained, retry_prompt=self.prompt(RETRY_PROMPT),
             )
         self.model_calls += sent
         return replies

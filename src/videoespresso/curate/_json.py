@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from pydantic import BaseModel, ValidationError
 
 from ..models.protocols import ChatModel, Conversation, assistant, user
-from ..prompts import load_prompt
+from ..prompts import Prompt, load_prompt
 from ..schema import GenerationSettings
 
 RETRY_PROMPT = "curate/json_retry"
@@ -114,6 +114,7 @@ def ask_json(
     settings: GenerationSettings,
     *,
     constrained: bool = True,
+    retry_prompt: Prompt | None = None,
 ) -> tuple[list[JsonReply], int]:
     """One reply per conversation, and how many requests were sent (for the run summary).
 
@@ -131,7 +132,7 @@ def ask_json(
     sent = len(conversations)
     again = [i for i, r in enumerate(replies) if r.value is None]
     if again:
-        retry = load_prompt(RETRY_PROMPT)
+        retry = retry_prompt or load_prompt(RETRY_PROMPT)
         followups = [
             list(conversations[i])
             + [assistant(replies[i].replies[0]), user(retry.render(error=replies[i].error))]

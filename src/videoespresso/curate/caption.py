@@ -7,7 +7,6 @@ from typing import Any
 
 from ..engine import Item, Resources, derive, failed
 from ..models.protocols import user
-from ..prompts import load_prompt
 from ..schema import GenerationSettings
 from ._common import ModelPool, ModelStage, load_images
 
@@ -26,8 +25,9 @@ class CaptionFrames(ModelStage):
         settings: GenerationSettings | None = None,
         frames_per_call: int = 8,
         resources: Resources | None = None,
+        prompt_files: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(pool, settings, resources or Resources(gpus=1, batch_size=4))
+        super().__init__(pool, settings, resources or Resources(gpus=1, batch_size=4), prompt_files)
         self.root = Path(root)
         self.captioner = captioner
         self.frames_per_call = frames_per_call
@@ -36,13 +36,13 @@ class CaptionFrames(ModelStage):
         return {"captioner": self.captioner, "settings": self.settings.model_dump()}
 
     def prompts(self) -> dict[str, str]:
-        return {PROMPT: load_prompt(PROMPT).sha}
+        return {PROMPT: self.prompt(PROMPT).sha}
 
     def setup(self) -> None:
         self.model = self.pool.get(self.captioner, "vlm")
 
     def process(self, batch: list[Item]) -> list[Item]:
-        prompt = load_prompt(PROMPT).render()
+        prompt = self.prompt(PROMPT).render()
         out: list[Item] = []
         jobs: list[tuple[int, int]] = []
         images: list[Any] = []

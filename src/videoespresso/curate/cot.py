@@ -6,7 +6,6 @@ from typing import Any
 
 from ..engine import Item, derive, failed, warn
 from ..models.protocols import user
-from ..prompts import load_prompt
 from ._common import JsonStage, numbered_captions, pick_numbered
 from .schemas import cot_schema
 
@@ -27,7 +26,7 @@ class AnnotateCoT(JsonStage):
         return {**super().params(), "max_objects": self.max_objects, "max_core_frames": self.max_core_frames}
 
     def process(self, batch: list[Item]) -> list[Item]:
-        prompt = load_prompt(PROMPT)
+        prompt = self.prompt(PROMPT)
         conversations = [
             [user(prompt.render(
                 captions=numbered_captions(item["frames"], item["captions"]),

@@ -6,7 +6,6 @@ from typing import Any, Literal
 
 from ..engine import Item, derive, dropped, failed
 from ..models.protocols import user
-from ..prompts import load_prompt
 from ._common import JsonStage, numbered_captions
 from .schemas import judge_schema
 
@@ -50,7 +49,7 @@ class QualityFilter(JsonStage):
         self.models = [self.pool.get(spec, "chat") for spec in self.judges]
 
     def process(self, batch: list[Item]) -> list[Item]:
-        prompt = load_prompt(PROMPT)
+        prompt = self.prompt(PROMPT)
         conversations = [
             [user(prompt.render(
                 captions=numbered_captions(item["frames"], item["captions"]),

@@ -6,7 +6,6 @@ from typing import Any
 
 from ..engine import Item, derive, failed
 from ..models.protocols import user
-from ..prompts import load_prompt
 from ._common import JsonStage
 from .schemas import distractor_schema
 
@@ -25,7 +24,7 @@ class WriteDistractors(JsonStage):
     prompt_name = PROMPT
 
     def process(self, batch: list[Item]) -> list[Item]:
-        prompt = load_prompt(PROMPT)
+        prompt = self.prompt(PROMPT)
         by_schema: dict[tuple[int, int], list[int]] = {}
         for n, item in enumerate(batch):
             by_schema.setdefault(length_bounds(item["answer"]), []).append(n)

@@ -41,12 +41,14 @@ def build_stages(config: Config, root: Path, pool: ModelPool) -> list[Stage]:
         llm_settings = config.generation.model_copy(update={"max_new_tokens": cur.max_new_tokens})
     json_kwargs: dict[str, Any] = {
         "settings": llm_settings, "constrained": cur.constrained_json, "max_chars": cur.max_text_chars,
+        "prompt_files": cur.prompt_files,
     }
     llm_resources = Resources(gpus=1, batch_size=cur.batch_size)
     return [
         SampleFrames(root, config.sampling.static_fps, config.sampling.dynamic_fps,
                      config.sampling.motion_threshold, config.sampling.max_side),
-        CaptionFrames(root, pool, models.captioner, config.generation, frames_per_call=cur.batch_size),
+        CaptionFrames(root, pool, models.captioner, config.generation, frames_per_call=cur.batch_size,
+                      prompt_files=cur.prompt_files),
         RemoveRedundant(pool, models.embedder, cur.redundancy_tau),
         GroupCaptions(cur.group_size, cur.group_overlap, cur.min_frames),
         GenerateQA(pool, models.llm, pairs_per_group=cur.qa_per_group, resources=llm_resources, **json_kwargs),
@@ -138,9 +140,12 @@ def run_build(
     pool = ModelPool(config.models.options, cache=cache, preloaded=preloaded)
     stage_list = build_stages(config, out, pool)[:last]
     store_path = out / STORE_FILE
-    with Store(store_path) as store:
-        executor = LocalExecutor(store, progress=progress, console=console)
-        result = executor.run(stage_list, items, replay_only={s.name for s in stage_list[: first - 1]})
+    try:
+        with Store(store_path) as store:
+            executor = LocalExecutor(store, progress=progress, console=console)
+            result = executor.run(stage_list, items, replay_only={s.name for s in stage_list[: first - 1]})
+    finally:
+        pool.close()
     exported = export(result.items, out, config.curate.test_options_seed) if last == len(STAGE_NAMES) else None
     return BuildResult(run=result, exported=exported, store=store_path)
 

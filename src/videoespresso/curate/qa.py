@@ -6,7 +6,6 @@ from typing import Any
 
 from ..engine import Item, derive, failed, warn
 from ..models.protocols import user
-from ..prompts import load_prompt
 from ..schema import TASK_NAMES
 from ._common import JsonStage, numbered_captions, pick_numbered
 from .schemas import qa_schema
@@ -29,7 +28,7 @@ class GenerateQA(JsonStage):
         return {**super().params(), "pairs_per_group": self.pairs_per_group}
 
     def process(self, batch: list[Item]) -> list[Item]:
-        prompt = load_prompt(PROMPT)
+        prompt = self.prompt(PROMPT)
         conversations = [
             [user(prompt.render(
                 captions=numbered_captions(item["frames"], item["captions"]),
