@@ -55,7 +55,9 @@ class CurateConfig(_Section):
     group_size: int = Field(15, ge=1)
     group_overlap: int = Field(0, ge=0)
     qa_per_group: int = Field(3, ge=1)
-    judge_vote: Literal["all", "majority", "any"] = "majority"
+    judge_vote: Literal["all", "majority", "any", "none"] = Field(
+        "majority", description="how judges' verdicts combine; 'none' records them without filtering"
+    )
     box_threshold: float = 0.35
     text_threshold: float = 0.25
     clip_threshold: float = 0.2
@@ -67,6 +69,7 @@ class CurateConfig(_Section):
     constrained_json: bool = Field(True, description="pass the reply schema to the backend (constrained decoding / JSON mode)")
     max_text_chars: int | None = Field(None, ge=1, description="longest free-text field in a JSON reply")
     max_new_tokens: int | None = Field(None, ge=1, description="token limit of JSON replies; None = generation.max_new_tokens")
+    distractor_temperature: float = Field(0.0, ge=0.0, description="> 0 samples distractors (seeded by test_options_seed)")
     prompt_files: dict[str, str] = Field(
         default_factory=dict, description="template name (e.g. curate/qa) -> file replacing the packaged prompt"
     )

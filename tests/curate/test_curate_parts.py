@@ -32,16 +32,18 @@ def test_prose_and_cut_strings_are_not_guessed(text):
 
 
 def test_interpret_validates_against_the_schema():
-    schema = qa_schema(2, 40)
+    schema = qa_schema(2, 40, 3)
     good = '{"pairs": [{"question": "Why?", "answer": "Because.", "task": "Causal Inference", "frames": [1, 2]}]}'
     value, error = interpret(good, None, schema)
     assert error is None and value.pairs[0].frames == [1, 2]
     value, error = interpret(good.replace("Causal Inference", "Astrology"), None, schema)
     assert value is None and "pairs.0.task" in error
+    value, error = interpret(good.replace("[1, 2]", "[1, 4]"), None, schema)
+    assert value is None and "pairs.0.frames.1" in error
     too_many = '{"pairs": [' + ",".join(['{"question": "q", "answer": "a", "task": "Causal Inference", "frames": [1]}'] * 3) + "]}"
     assert interpret(too_many, None, schema)[0] is None
     # the backend's parsed object wins over the text when it has one
-    value, error = interpret("garbage", {"core_frames": [2], "key_objects": ["cup"], "evidence": "a cup"}, cot_schema(4, 4, 40))
+    value, error = interpret("garbage", {"core_frames": [2], "key_objects": ["cup"], "evidence": "a cup"}, cot_schema(4, 4, 40, 3))
     assert error is None and value.key_objects == ["cup"]
 
 

@@ -11,12 +11,15 @@ from .schemas import judge_schema
 
 PROMPT = "curate/judge"
 
-Vote = Literal["all", "majority", "any"]
+Vote = Literal["all", "majority", "any", "none"]
 
 
 def passes(votes: list[bool], rule: Vote) -> bool:
+    """Whether the verdicts keep a pair; ``"none"`` keeps every pair that got a valid verdict."""
     if not votes:
         return False
+    if rule == "none":
+        return True
     if rule == "all":
         return all(votes)
     if rule == "any":

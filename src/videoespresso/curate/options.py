@@ -19,9 +19,20 @@ def length_bounds(answer: str) -> tuple[int, int]:
 
 
 class WriteDistractors(JsonStage):
+    """Three wrong options per QA pair; a duplicate of the answer or of each other fails the item.
+
+    ``temperature`` > 0 samples them (with ``seed``, so the call stays reproducible and cached):
+    greedy decoding tends to repeat one distractor three times.
+    """
+
     name = "options"
     version = "1"
     prompt_name = PROMPT
+
+    def __init__(self, *args: Any, temperature: float = 0.0, seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if temperature > 0:
+            self.settings = self.settings.model_copy(update={"temperature": temperature, "seed": seed})
 
     def process(self, batch: list[Item]) -> list[Item]:
         prompt = self.prompt(PROMPT)

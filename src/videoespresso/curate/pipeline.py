@@ -58,7 +58,8 @@ def build_stages(config: Config, root: Path, pool: ModelPool) -> list[Stage]:
         GroundObjects(root, pool, models.grounder, models.scorer, cur.box_threshold, cur.text_threshold,
                       cur.clip_threshold),
         GroundInTime(pool, models.embedder),
-        WriteDistractors(pool, models.llm, resources=llm_resources, **json_kwargs),
+        WriteDistractors(pool, models.llm, temperature=cur.distractor_temperature, seed=cur.test_options_seed,
+                         resources=llm_resources, **json_kwargs),
     ]
 
 

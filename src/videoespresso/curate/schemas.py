@@ -1,6 +1,7 @@
 """The JSON replies the curate stages ask models for, as pydantic models.
 
-Built by functions because the limits are run parameters: ``max_chars`` bounds free-text fields
+Built by functions because the limits are run parameters (and frame numbers are an enum of the
+group's frames): ``max_chars`` bounds free-text fields
 (a small model under constrained decoding otherwise writes until the token limit and the JSON is
 cut off), list lengths follow the config.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator
 
 from ..schema import TASK_NAMES
 
@@ -25,12 +26,17 @@ def _text(max_chars: int | None, min_chars: int = 1) -> object:
     return Field(min_length=min_chars, max_length=max_chars)
 
 
+def _frame_number(n_frames: int) -> object:
+    """Frame numbers 1..n as an enum: a grammar then cannot write an unbounded integer."""
+    return Literal[tuple(range(1, max(1, n_frames) + 1))]  # type: ignore[valid-type]
+
+
 @lru_cache(maxsize=None)
-def qa_schema(n_pairs: int, max_chars: int | None) -> type[BaseModel]:
+def qa_schema(n_pairs: int, max_chars: int | None, n_frames: int) -> type[BaseModel]:
     pair = create_model(
         "QAPairReply", __base__=_Reply,
         question=(str, _text(max_chars)), answer=(str, _text(max_chars)), task=(TaskName, ...),
-        frames=(list[int], Field(min_length=1, max_length=8)),
+        frames=(list[_frame_number(n_frames)], Field(min_length=1, max_length=min(8, n_frames))),
     )
     return create_model("QAReply", __base__=_Reply, pairs=(list[pair], Field(min_length=1, max_length=n_pairs)))
 
@@ -41,11 +47,14 @@ def judge_schema(max_chars: int | None) -> type[BaseModel]:
 
 
 @lru_cache(maxsize=None)
-def cot_schema(max_objects: int, max_frames: int, max_chars: int | None) -> type[BaseModel]:
+def cot_schema(max_objects: int, max_frames: int, max_chars: int | None, n_frames: int) -> type[BaseModel]:
     return create_model(
         "CoTReply", __base__=_Reply,
-        core_frames=(list[int], Field(min_length=1, max_length=max_frames)),
-        key_objects=(list[str], Field(min_length=0, max_length=max_objects)),
+        core_frames=(list[_frame_number(n_frames)], Field(min_length=1, max_length=min(max_frames, n_frames))),
+        key_objects=(
+            list[Annotated[str, StringConstraints(min_length=1, max_length=max_chars)]],
+            Field(min_length=min(1, max_objects), max_length=max_objects),
+        ),
         evidence=(str, _text(max_chars * 2 if max_chars else None)),
     )
 
@@ -55,5 +64,14 @@ def distractor_schema(min_chars: int, max_chars: int) -> type[BaseModel]:
     """Three wrong options whose lengths stay near the reference answer's."""
     option = Annotated[str, StringConstraints(min_length=min_chars, max_length=max_chars)]
     return create_model(
-        "DistractorReply", __base__=_Reply, distractors=(list[option], Field(min_length=3, max_length=3))
+        "DistractorReply", __base__=_Reply,
+        distractors=(list[option], Field(min_length=3, max_length=3)),
+        __validators__={"distinct": field_validator("distractors")(_distinct)},
     )
+
+
+def _distinct(cls: type, options: list[str]) -> list[str]:
+    keys = [" ".join(o.lower().split()) for o in options]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the three distractors must all differ")
+    return options
