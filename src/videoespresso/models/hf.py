@@ -299,7 +299,7 @@ class _HFGenerator(_HFBase):
         else:
             kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=None)
         if settings.stop:
-            kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
+            kwargs["stopping_criteria"] = [_stop_on_strings(self.tokenizer, settings.stop, inputs["input_ids"].shape[1])]
         if schema is not None:
             kwargs["logits_processor"] = [self._json_grammar().logits_processor(schema)]
         if settings.seed is not None:
@@ -376,6 +376,28 @@ class _HFGenerator(_HFBase):
         logprobs = torch.log_softmax(logits[:, prompt_len - 1 : -1].float(), dim=-1)
         picked = logprobs.gather(-1, tail.unsqueeze(-1)).squeeze(-1) * tail_mask
         return [float(x) for x in picked.sum(dim=1).tolist()]
+
+
+def _stop_on_strings(tokenizer: Any, stops: Sequence[str], prompt_len: int) -> Any:
+    """Stop a row once its *generated* text contains a stop string.
+
+    transformers' own ``stop_strings`` also match across the end of the prompt (a prompt ending in
+    a newline plus one generated newline "contains" ``"\\n\\n"``), which is not the API meaning.
+    """
+    import torch
+    from transformers import StoppingCriteria
+
+    stops = [s for s in stops if s]
+    # every token decodes to at least part of one character: this many tokens cover any stop
+    window = max(len(s.encode("utf-8")) for s in stops) + 1
+
+    class _StopStrings(StoppingCriteria):
+        def __call__(self, input_ids: "torch.LongTensor", scores: Any, **kwargs: Any) -> "torch.BoolTensor":
+            start = max(prompt_len, input_ids.shape[1] - window)
+            tails = tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+            return torch.tensor([any(s in t for s in stops) for t in tails], device=input_ids.device)
+
+    return _StopStrings()
 
 
 def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
