@@ -49,4 +49,9 @@ def serve_command(
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     err_console.print(f"serving {model} as {served!r} at http://{shown}:{bound_port}/v1 (Ctrl-C stops)")
-    run_server(backend, name=served, sock=sock, max_batch=max_batch)
+    try:
+        run_server(backend, name=served, sock=sock, max_batch=max_batch)
+    except KeyboardInterrupt:
+        # uvicorn re-raises Ctrl-C after its graceful shutdown; stopping is the normal way out.
+        pass
+    err_console.print("server stopped")
