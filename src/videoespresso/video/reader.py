@@ -93,16 +93,13 @@ class _FrameTable:
     #: Duration of the last frame in seconds (so the video's end is known).
     last_duration_s: float
 
-    @property
-    def first(self) -> int:
-        return int(self.pts[0])
+    def __post_init__(self) -> None:
+        self.first = int(self.pts[0])
+        self.times = np.round((self.pts - self.first) * self.time_base, 6)
+        self.times.setflags(write=False)
 
-    def seconds(self, i: int | np.ndarray) -> np.ndarray | float:
-        return np.round((self.pts[i] - self.first) * self.time_base, 6)
-
-    @property
-    def times(self) -> np.ndarray:
-        return np.round((self.pts - self.first) * self.time_base, 6)
+    def seconds(self, i: int) -> float:
+        return float(self.times[i])
 
     def index_of(self, pts: int) -> int | None:
         i = int(np.searchsorted(self.pts, pts))
