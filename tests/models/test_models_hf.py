@@ -102,16 +102,8 @@ def test_chat_model_generates_and_records_settings(tiny_llm):
         assert g.prompt_tokens > 0 and 1 <= g.completion_tokens <= 12
     assert tiny_llm.last_prompts[1].startswith("<|im_start|>system\nBe brief.<|im_end|>")
     samples = {tiny_llm.generate([conversations[0]], settings.model_copy(update={"seed": s}))[0].text
-               for s in range(4)}
+               for s in range(3)}
     assert len(samples) > 1, "different seeds sample different replies"
-
-
-def test_greedy_is_the_default(tiny_llm):
-    conv = [[user("Name the object.")]]
-    default = tiny_llm.generate(conv)[0]
-    assert default.settings == GenerationSettings() and default.settings.greedy
-    explicit = tiny_llm.generate(conv, GenerationSettings(max_new_tokens=8))[0]
-    assert default.text.startswith(explicit.text)
 
 
 def test_stop_strings_cut_the_reply(tiny_llm):
@@ -237,3 +229,30 @@ def test_explicit_dtype_and_batch_size_are_honoured():
     assert model.dtype == torch.bfloat16 and model.model.dtype == torch.bfloat16
     out = model.generate([[user("hi")], [user("there")]], GenerationSettings(max_new_tokens=3))
     assert len(out) == 2 and model.calls == 2
+
+
+def test_llava_onevision_family_batches_images_too(images):
+    model = load_model("tiny:llava-onevision", kind="vlm")
+    conversations = [[user("What happens?", images[:2])], [user("Describe.", images[2:3])], [user("No image.")]]
+    settings = GenerationSettings(max_new_tokens=6)
+    batched = model.generate(conversations, settings)
+    assert model.last_prompts[0].count("<image>") == 2
+    assert [g.text for g in batched] == [model.generate([c], settings)[0].text for c in conversations]
+    assert [len(r) for r in model.option_logprobs(conversations[:2], [["A", "B"], ["C"]])] == [2, 1]
+
+
+def test_template_without_system_role_gets_system_folded_into_user(tmp_path):
+    import shutil
+
+    from videoespresso.models.tiny import build_tiny
+
+    folder = tmp_path / "no-system"
+    shutil.copytree(build_tiny("qwen2"), folder)
+    template = (folder / "chat_template.jinja").read_text()
+    (folder / "chat_template.jinja").write_text(
+        "{%- if messages[0]['role'] == 'system' -%}{{ raise_exception('System role not supported') }}"
+        "{%- endif -%}" + template
+    )
+    model = load_model(f"hf:{folder}", kind="chat")
+    model.generate([[system("Be brief."), user("Why?")]], GenerationSettings(max_new_tokens=2))
+    assert "<|im_start|>user\nBe brief.\n\nWhy?<|im_end|>" in model.last_prompts[0]

@@ -378,6 +378,26 @@ class _HFGenerator(_HFBase):
         return [float(x) for x in picked.sum(dim=1).tolist()]
 
 
+def _apply_template(apply: Any, messages: list[dict[str, Any]]) -> str:
+    """Render with the generation prompt; templates that refuse a system turn get it folded
+    into the first user turn (as those model families document)."""
+    from jinja2 import TemplateError
+
+    try:
+        return apply(messages, add_generation_prompt=True, tokenize=False)
+    except TemplateError:
+        if not messages or messages[0]["role"] != "system" or len(messages) < 2:
+            raise
+    system_msg, first, rest = messages[0], messages[1], messages[2:]
+    if isinstance(first["content"], str):
+        merged = {"role": first["role"], "content": f"{system_msg['content']}\n\n{first['content']}"}
+    else:
+        text = "".join(p.get("text", "") for p in system_msg["content"])
+        merged = {"role": first["role"], "content": [*first["content"][:-1],
+                  {"type": "text", "text": f"{text}\n\n{first['content'][-1]['text']}"}]}
+    return apply([merged, *rest], add_generation_prompt=True, tokenize=False)
+
+
 def _stop_on_strings(tokenizer: Any, stops: Sequence[str], prompt_len: int) -> Any:
     """Stop a row once its *generated* text contains a stop string.
 
@@ -434,7 +454,7 @@ class HFChatModel(_HFGenerator):
         if not getattr(self.tokenizer, "chat_template", None):
             # A base LM without a template: a plain transcript that ends on the assistant cue.
             return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
-        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return _apply_template(self.tokenizer.apply_chat_template, messages)
 
     def _encode(self, prompts: list[str], conversations: Sequence[Conversation]) -> Any:
         # The chat template already wrote the special tokens (BOS, turn markers).
@@ -458,7 +478,7 @@ class HFVisionLanguageModel(_HFGenerator):
             content: list[dict[str, Any]] = [{"type": "image"} for _ in message.images]
             content.append({"type": "text", "text": message.text})
             messages.append({"role": message.role, "content": content})
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return _apply_template(self.processor.apply_chat_template, messages)
 
     def _encode(self, prompts: list[str], conversations: Sequence[Conversation]) -> Any:
         images = [_rgb(img) for conv in conversations for m in conv for img in m.images]
