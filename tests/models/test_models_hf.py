@@ -77,6 +77,14 @@ def test_vlm_batches_several_images_per_prompt_with_left_padding(tiny_vlm, image
     assert [g.prompt_tokens for g in alone] == prompt_tokens
 
 
+def test_vlm_serves_text_only_chat_and_takes_array_frames(tiny_vlm, images):
+    assert load_model("tiny:qwen2-vl", kind="chat").kind == "vlm"
+    frame = np.asarray(images[0])
+    from_array = tiny_vlm.generate([[user("Describe.", [frame])]], GenerationSettings(max_new_tokens=4))[0]
+    from_pil = tiny_vlm.generate([[user("Describe.", [images[0]])]], GenerationSettings(max_new_tokens=4))[0]
+    assert from_array.text == from_pil.text
+
+
 def test_sub_batches_give_the_same_replies(tiny_vlm, images):
     conversations = [[user(f"Frame question {i}?", images[i : i + 2])] for i in range(3)]
     settings = GenerationSettings(max_new_tokens=6)
@@ -198,8 +206,10 @@ def test_unreachable_hub_repository_is_a_clear_error():
 def test_wrong_kind_says_what_the_checkpoint_is():
     with pytest.raises(SpecError, match="kind 'scorer'.*not 'vlm'"):
         load_model("tiny:clip", kind="vlm")
-    with pytest.raises(SpecError, match="kind 'vlm'.*not 'chat'"):
-        load_model("tiny:qwen2-vl", kind="chat")
+    with pytest.raises(SpecError, match="kind 'chat'.*not 'vlm'"):
+        load_model("tiny:qwen2", kind="vlm")
+    with pytest.raises(SpecError, match="kind 'grounder'.*not 'scorer'"):
+        load_model("tiny:grounding-dino", kind="scorer")
     with pytest.raises(SpecError, match="not 'embedder'"):
         load_model("tiny:qwen2", kind="embedder")
     with pytest.raises(SpecError, match="unknown option"):

@@ -121,8 +121,9 @@ def load_hf(
 ) -> Any:
     """Load a transformers checkpoint (local folder or hub repository) as the backend its config calls for.
 
-    ``kind`` (``vlm``/``chat``/``grounder``/``scorer``), when given, must match the checkpoint;
-    an ``embedder`` kind is never an hf checkpoint here (use ``st:``). Options: ``batch_size``
+    ``kind`` (``vlm``/``chat``/``grounder``/``scorer``), when given, must match the checkpoint
+    (``chat`` also accepts a vision-language model); an ``embedder`` is never an hf checkpoint
+    here (use ``st:``). Options: ``batch_size``
     (default 8), ``device_map`` (e.g. ``"auto"`` for multi-GPU), ``attn_implementation``,
     ``revision``.
     """
@@ -140,7 +141,8 @@ def load_hf(
             f"{spec}: unsupported checkpoint (model_type {model_type!r}); supported: vision-language "
             "models, causal LMs, GroundingDINO-style detectors, CLIP/SigLIP"
         )
-    if kind is not None and kind != found:
+    # A vision-language model is also a chat model (the protocols say so): it serves text-only turns.
+    if kind is not None and kind != found and not (kind == "chat" and found == "vlm"):
         raise SpecError(
             f"{spec} is a checkpoint of kind {found!r} ({_KIND_WORDS[found]}, model_type {model_type}), "
             f"not {kind!r} ({_KIND_WORDS[kind]})"
@@ -486,7 +488,14 @@ class HFVisionLanguageModel(_HFGenerator):
         return inputs.to(self.device, dtype=self.dtype) if images else inputs.to(self.device)
 
 
-def _rgb(image: "Image") -> "Image":
+def _rgb(image: Any) -> "Image":
+    """A PIL RGB image from a PIL image of any mode or an ``(H, W, 3)`` uint8 array (a decoded frame)."""
+    from PIL import Image as PILImage
+
+    if not isinstance(image, PILImage.Image):
+        import numpy as np
+
+        image = PILImage.fromarray(np.asarray(image))
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
