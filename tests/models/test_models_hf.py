@@ -114,6 +114,23 @@ def test_chat_model_generates_and_records_settings(tiny_llm):
     assert len(samples) > 1, "different seeds sample different replies"
 
 
+def test_checkpoint_decoding_defaults_do_not_leak_into_recorded_settings(tiny_llm):
+    """Hub generation_config.json files carry top_k / repetition_penalty ...; only our settings count."""
+    conv = [[user("Describe the video.")]]
+    settings = [GenerationSettings(max_new_tokens=8), GenerationSettings(max_new_tokens=8, temperature=1.0, seed=2)]
+    before = [tiny_llm.generate(conv, s)[0].text for s in settings]
+    config = tiny_llm.model.generation_config
+    saved = config.to_dict()
+    config.update(repetition_penalty=5.0, top_k=1, no_repeat_ngram_size=2, min_new_tokens=8, do_sample=True,
+                  temperature=0.01, top_p=0.01)
+    try:
+        after = [tiny_llm.generate(conv, s)[0].text for s in settings]
+    finally:
+        config.update(**{k: saved.get(k) for k in ("repetition_penalty", "top_k", "no_repeat_ngram_size",
+                                                    "min_new_tokens", "do_sample", "temperature", "top_p")})
+    assert after == before
+
+
 def test_stop_strings_cut_the_reply(tiny_llm):
     conv = [[user("Describe the video in detail.")]]
     full = tiny_llm.generate(conv, GenerationSettings(max_new_tokens=24))[0].text
