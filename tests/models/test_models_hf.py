@@ -283,3 +283,11 @@ def test_template_without_system_role_gets_system_folded_into_user(tmp_path):
     model = load_model(f"hf:{folder}", kind="chat")
     model.generate([[system("Be brief."), user("Why?")]], GenerationSettings(max_new_tokens=2))
     assert "<|im_start|>user\nBe brief.\n\nWhy?<|im_end|>" in model.last_prompts[0]
+
+
+def test_custom_code_is_only_run_when_asked(tmp_path):
+    (tmp_path / "config.json").write_text(
+        '{"model_type": "my_custom", "auto_map": {"AutoConfig": "configuration_x.MyConfig"}}'
+    )
+    with pytest.raises(CheckpointNotFoundError, match="needs custom code; pass trust_remote_code=True"):
+        load_model(f"hf:{tmp_path}")
