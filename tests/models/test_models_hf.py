@@ -77,6 +77,14 @@ def test_vlm_batches_several_images_per_prompt_with_left_padding(tiny_vlm, image
     assert [g.prompt_tokens for g in alone] == prompt_tokens
 
 
+def test_vlm_serves_text_only_chat_and_takes_array_frames(tiny_vlm, images):
+    assert load_model("tiny:qwen2-vl", kind="chat").kind == "vlm"
+    frame = np.asarray(images[0])
+    from_array = tiny_vlm.generate([[user("Describe.", [frame])]], GenerationSettings(max_new_tokens=4))[0]
+    from_pil = tiny_vlm.generate([[user("Describe.", [images[0]])]], GenerationSettings(max_new_tokens=4))[0]
+    assert from_array.text == from_pil.text
+
+
 def test_sub_batches_give_the_same_replies(tiny_vlm, images):
     conversations = [[user(f"Frame question {i}?", images[i : i + 2])] for i in range(3)]
     settings = GenerationSettings(max_new_tokens=6)
@@ -104,6 +112,23 @@ def test_chat_model_generates_and_records_settings(tiny_llm):
     samples = {tiny_llm.generate([conversations[0]], settings.model_copy(update={"seed": s}))[0].text
                for s in range(3)}
     assert len(samples) > 1, "different seeds sample different replies"
+
+
+def test_checkpoint_decoding_defaults_do_not_leak_into_recorded_settings(tiny_llm):
+    """Hub generation_config.json files carry top_k / repetition_penalty ...; only our settings count."""
+    conv = [[user("Describe the video.")]]
+    settings = [GenerationSettings(max_new_tokens=8), GenerationSettings(max_new_tokens=8, temperature=1.0, seed=2)]
+    before = [tiny_llm.generate(conv, s)[0].text for s in settings]
+    config = tiny_llm.model.generation_config
+    saved = config.to_dict()
+    config.update(repetition_penalty=5.0, top_k=1, no_repeat_ngram_size=2, min_new_tokens=8, do_sample=True,
+                  temperature=0.01, top_p=0.01)
+    try:
+        after = [tiny_llm.generate(conv, s)[0].text for s in settings]
+    finally:
+        config.update(**{k: saved.get(k) for k in ("repetition_penalty", "top_k", "no_repeat_ngram_size",
+                                                    "min_new_tokens", "do_sample", "temperature", "top_p")})
+    assert after == before
 
 
 def test_stop_strings_cut_the_reply(tiny_llm):
@@ -198,8 +223,10 @@ def test_unreachable_hub_repository_is_a_clear_error():
 def test_wrong_kind_says_what_the_checkpoint_is():
     with pytest.raises(SpecError, match="kind 'scorer'.*not 'vlm'"):
         load_model("tiny:clip", kind="vlm")
-    with pytest.raises(SpecError, match="kind 'vlm'.*not 'chat'"):
-        load_model("tiny:qwen2-vl", kind="chat")
+    with pytest.raises(SpecError, match="kind 'chat'.*not 'vlm'"):
+        load_model("tiny:qwen2", kind="vlm")
+    with pytest.raises(SpecError, match="kind 'grounder'.*not 'scorer'"):
+        load_model("tiny:grounding-dino", kind="scorer")
     with pytest.raises(SpecError, match="not 'embedder'"):
         load_model("tiny:qwen2", kind="embedder")
     with pytest.raises(SpecError, match="unknown option"):
@@ -256,3 +283,11 @@ def test_template_without_system_role_gets_system_folded_into_user(tmp_path):
     model = load_model(f"hf:{folder}", kind="chat")
     model.generate([[system("Be brief."), user("Why?")]], GenerationSettings(max_new_tokens=2))
     assert "<|im_start|>user\nBe brief.\n\nWhy?<|im_end|>" in model.last_prompts[0]
+
+
+def test_custom_code_is_only_run_when_asked(tmp_path):
+    (tmp_path / "config.json").write_text(
+        '{"model_type": "my_custom", "auto_map": {"AutoConfig": "configuration_x.MyConfig"}}'
+    )
+    with pytest.raises(CheckpointNotFoundError, match="needs custom code; pass trust_remote_code=True"):
+        load_model(f"hf:{tmp_path}")

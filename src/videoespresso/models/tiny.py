@@ -279,9 +279,9 @@ def _clip_tokenizer() -> Any:
 
 
 def _seed() -> None:
+    """Seed weight initialisation (the caller's RNG state is restored by :func:`_quiet_build`)."""
     import torch
 
-    random.seed(_SEED)
     torch.manual_seed(_SEED)
 
 
@@ -599,7 +599,9 @@ def build_tiny(arch: str, cache_dir: Path | None = None) -> Path:
 
 
 def _quiet_build(build: Callable[[Path], None], out: Path) -> None:
-    """Run a builder with transformers' info/warning chatter silenced (random init is intended)."""
+    """Run a builder with transformers' info/warning chatter silenced (random init is intended)
+    and the process's torch RNG state left as it was."""
+    import torch
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
@@ -607,7 +609,8 @@ def _quiet_build(build: Callable[[Path], None], out: Path) -> None:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        build(out)
+        with torch.random.fork_rng(devices=[]):
+            build(out)
     finally:
         hf_logging.set_verbosity(level)
         if bars:
