@@ -102,3 +102,13 @@ def test_grounding_dino_vocab_puts_bert_ids_where_the_model_expects_them(tiny_gr
     ids = tok("a man . red car .")["input_ids"]
     assert ids[0] == 101 and ids[-1] == 102 and ids.count(1012) == 2
     assert tiny_grounder.model.config.decoder_layers >= 2
+
+
+def test_building_leaves_the_callers_random_state_alone(tmp_path):
+    import torch
+
+    torch.manual_seed(99)
+    expected = torch.rand(3)
+    torch.manual_seed(99)
+    build_tiny("qwen2", cache_dir=tmp_path)
+    assert torch.equal(torch.rand(3), expected)
