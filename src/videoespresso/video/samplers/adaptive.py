@@ -6,10 +6,11 @@ the second's targets (``s + j / rate``, at the static or the dynamic rate) are k
 second's score is known; only the chosen ones are converted to pictures. So deciding and
 extracting costs one decode, not a decode for the scores plus seeks for the frames.
 
-``fast=True`` also tells the decoder to skip frames no other frame references (in H.264 with
-B-frames, about half of them): the scores are measured and the frames chosen among the decoded
-ones only, which costs a small timestamp error (reported in the parameters as
-``target_error_max_s`` / ``target_error_mean_s``) for a shorter decode.
+The decoder skips the frames no other frame references (in H.264 with B-frames, about half of
+them) unless one is the nearest to a target, so the pass costs less than a full decode and the
+choice stays exact. ``fast=True`` skips all of them: frames are then chosen among the decoded
+ones only, at a small timestamp error (reported in the parameters as ``target_error_max_s`` /
+``target_error_mean_s``) for a little less decoding.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ...schema import SampledFrames
 from .. import motion
 from ..reader import Frame, Output, ProgressFn, Size, VideoReader
 from .base import Sampler, Source, open_source
-from .fps import time_grid
+from .fps import nearest_indices, time_grid
 
 if TYPE_CHECKING:
     import av
@@ -217,9 +218,15 @@ class AdaptiveSampler(Sampler):
             for index in [i for i in thumbs if i != current]:
                 thumbs.pop(index)
 
+        # Exact mode decodes the frames nearest each static and dynamic target for sure and lets
+        # the decoder skip the other unreferenced frames; the motion probes take whatever frame
+        # is nearest among those decoded (their timing need not be exact).
+        needed = None
+        if not self.fast:
+            needed = set(nearest_indices(times, st_t).tolist()) | set(nearest_indices(times, dy_t).tolist())
         p = 0
         prev: tuple[int, float, "av.VideoFrame"] | None = None
-        for index, frame in reader.iter_decoded(skip_nonref=self.fast, progress=progress):
+        for index, frame in reader.iter_decoded(skip_nonref=True, needed=needed, progress=progress):
             t = float(times[index])
             while p < len(t_all) and t_all[p] <= t:
                 tau = float(t_all[p])
