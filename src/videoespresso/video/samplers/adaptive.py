@@ -30,6 +30,8 @@ from .fps import nearest_indices, time_grid
 if TYPE_CHECKING:
     import av
 
+    from ...config import SamplingConfig
+
 _LATTICE, _STATIC, _DYNAMIC = 0, 1, 2
 
 
@@ -82,6 +84,11 @@ class AdaptiveSampler(Sampler):
         self.threshold = threshold
         self.fast = fast
         self.probe_hz = float(probe_hz)
+
+    @classmethod
+    def from_config(cls, sampling: "SamplingConfig", *, fast: bool = False) -> "AdaptiveSampler":
+        """The sampler a run's ``sampling`` config section describes."""
+        return cls(sampling.static_fps, sampling.dynamic_fps, sampling.motion_threshold, fast=fast)
 
     @property
     def effective_threshold(self) -> float:
