@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Union
 
 from ..errors import FormatError
 from ..schema import FrameRef, SampledFrames
+from ._media import DEFAULT_TIMEOUT_S
 from .reader import ProgressFn, Size, VideoReader
 from .samplers import Sampler, parse_sampler
 
@@ -97,12 +98,16 @@ def sample_frames(
     size: Size = None,
     progress: ProgressFn | None = None,
     quality: int = 90,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
 ) -> tuple[SampledFrames, list["Image"]]:
     """Sample ``path`` with ``sampler`` (an object or a spec string) and decode the chosen frames;
-    with ``out_dir``, also write them as JPEG files plus the ``frames.json`` sidecar."""
+    with ``out_dir``, also write them as JPEG files plus the ``frames.json`` sidecar.
+
+    ``timeout_s`` bounds each decoding operation on the file (see :class:`VideoReader`).
+    """
     if isinstance(sampler, str):
         sampler = parse_sampler(sampler)
-    with VideoReader(path) as reader:
+    with VideoReader(path, timeout_s=timeout_s) as reader:
         record, frames = sampler.sample_with_frames(reader, size=size, output="pil", progress=progress)
     if size is not None:
         record = record.model_copy(update={"params": {**record.params, "size": list(size) if isinstance(size, tuple) else size}})

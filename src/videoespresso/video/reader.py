@@ -212,8 +212,8 @@ class VideoReader:
         order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
         sorted_pts = np.asarray(pts, dtype=np.int64)[order]
         if len(np.unique(sorted_pts)) != len(sorted_pts):
-            # Duplicate timestamps cannot be told apart when matching decoded frames; decoding
-            # gives each frame its own best-effort timestamp.
+            # Duplicate timestamps cannot be told apart when matching decoded frames: identify
+            # frames by their rank in the decoder's output instead.
             return self._table_by_decoding(tb)
         last_dur = durations[int(order[-1])]
         if not last_dur and len(sorted_pts) > 1:
@@ -346,7 +346,7 @@ class VideoReader:
         wanted = sorted({int(i) for i in indices})
         decoded: dict[int, Frame] = {}
         for index, frame in self._decode_indices(wanted, progress=progress):
-            decoded[index] = self._to_frame(frame, index, size, output)
+            decoded[index] = self.make_frame(frame, index, size, output)
         missing = [i for i in wanted if i not in decoded]
         if missing:
             raise CorruptVideoError(
@@ -365,7 +365,8 @@ class VideoReader:
         """The frames on screen at each time in ``seconds`` (request order kept)."""
         return self.get_frames_at([self.index_played_at(float(s)) for s in seconds], size=size, output=output, progress=progress)
 
-    def _to_frame(self, frame: "av.VideoFrame", index: int, size: Size, output: Output) -> Frame:
+    def make_frame(self, frame: "av.VideoFrame", index: int, size: Size = None, output: Output = "pil") -> Frame:
+        """A :class:`Frame` from a decoded PyAV frame at ``index`` (see :meth:`convert`)."""
         image = self.convert(frame, size=size, output=output)
         return Frame(image=image, ref=FrameRef(index=index, seconds=float(self.table.seconds(index))))
 

@@ -215,7 +215,7 @@ class AdaptiveSampler(Sampler):
                     errors.append(abs(float(times[index]) - tau))
                     chosen.append(index)
                     if images and index not in converted:
-                        converted[index] = reader._to_frame(keep[index], index, size, output)
+                        converted[index] = reader.make_frame(keep[index], index, size, output)
                 picks.pop((s, _STATIC if dynamic[s] else _DYNAMIC), None)
             next_final = upto
             if images:
