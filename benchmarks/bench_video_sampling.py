@@ -151,6 +151,11 @@ def main() -> None:
             print(f"{name:42s} {w:7.2f} {w / ref_wall:6.2f} {c:7.2f} {c / ref_cpu:6.2f}  {note}")
         print()
         print(f"(medians of {args.repeats}; ratio = candidate / reference, same run; reference = ffmpeg -threads 1)")
+        for threads, full in (("threads auto", "PyAV full decode, threads auto"), ("1 thread", "PyAV full decode, 1 thread")):
+            uni = "uniform:16" if threads == "threads auto" else "uniform:16, 1 thread"
+            w = statistics.median(walls[uni]) / statistics.median(walls[full])
+            c = statistics.median(cpus[uni]) / statistics.median(cpus[full])
+            print(f"uniform:16 vs a full PyAV decode ({threads}): wall ratio {w:.2f}, cpu ratio {c:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -145,3 +145,18 @@ def test_containers_and_codecs_give_exact_frames(tmp_path, name, codec):
         for _ in range(6):
             wanted = sorted(rng.sample(range(clip.num_frames), 4))
             assert _numbers(r.get_frames_at(wanted, output="numpy")) == wanted
+
+
+def test_iter_decoded_all_or_skipping_unreferenced_frames(clip):
+    with VideoReader(clip.path) as r:
+        every = [i for i, _ in r.iter_decoded()]
+        assert every == list(range(clip.num_frames))
+        needed = {3, 7, 41, 42, 149}
+        got = {}
+        for i, frame in r.iter_decoded(skip_nonref=True, needed=needed):
+            got[i] = read_frame_number(frame.to_ndarray(format="rgb24"))
+        # The wanted frames always come out, each the right one; B-frames nobody wanted do not.
+        assert needed <= set(got) and all(got[i] == i for i in got)
+        assert len(got) < clip.num_frames
+        # The reader is usable normally afterwards.
+        assert _numbers(r.get_frames_at([8, 9], output="numpy")) == [8, 9]

@@ -73,13 +73,3 @@ def changed_fraction(a: np.ndarray, b: np.ndarray) -> float:
     if a.shape != b.shape:
         return 1.0  # a change of picture size mid-stream is a change of everything
     return float(np.mean(np.abs(a - b) > PIXEL_DELTA))
-
-
-def second_scores(pairs: list[tuple[float, float]], n_seconds: int) -> np.ndarray:
-    """Median pair score per second; a pair belongs to the second holding its midpoint.
-    Seconds without a pair (a frame gap longer than a second) score 0."""
-    buckets: list[list[float]] = [[] for _ in range(n_seconds)]
-    for mid, score in pairs:
-        s = min(n_seconds - 1, max(0, int(mid)))
-        buckets[s].append(score)
-    return np.asarray([float(np.median(b)) if b else 0.0 for b in buckets], dtype=float)

@@ -170,7 +170,8 @@ class AdaptiveSampler(Sampler):
         t_all, kind, sec = t_all[order], kind[order], sec[order]
 
         threshold = self.effective_threshold
-        pairs: list[tuple[float, float]] = []
+        # Probe-pair scores per second (a pair belongs to the second holding its midpoint).
+        buckets: list[list[float]] = [[] for _ in range(n_sec)]
         last_probe: tuple[float, np.ndarray] | None = None
         thumbs: dict[int, np.ndarray] = {}
         # (second, kind) -> list of (target time, chosen index)
@@ -193,7 +194,8 @@ class AdaptiveSampler(Sampler):
                 if thumb is None:
                     thumb = thumbs[index] = motion.thumbnail(frame)
                 if last_probe is not None:
-                    pairs.append(((last_probe[0] + tau) / 2, motion.changed_fraction(last_probe[1], thumb)))
+                    mid = (last_probe[0] + tau) / 2
+                    buckets[min(n_sec - 1, int(mid))].append(motion.changed_fraction(last_probe[1], thumb))
                 last_probe = (tau, thumb)
                 probed_until = tau
                 return
@@ -207,10 +209,11 @@ class AdaptiveSampler(Sampler):
             nonlocal next_final
             if upto <= next_final:
                 return
-            all_scores = motion.second_scores(pairs, n_sec)
             for s in range(next_final, upto):
-                scores[s] = all_scores[s]
-                dynamic[s] = all_scores[s] > threshold
+                # Median: one hard cut (a single pair where everything changes) is not motion.
+                # A second without a pair (a frame gap over a second) counts as still.
+                scores[s] = float(np.median(buckets[s])) if buckets[s] else 0.0
+                dynamic[s] = scores[s] > threshold
                 for tau, index in picks.pop((s, _DYNAMIC if dynamic[s] else _STATIC), []):
                     errors.append(abs(float(times[index]) - tau))
                     chosen.append(index)
