@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import IO, TYPE_CHECKING, Callable, Union
 
 from ..errors import FormatError
 from ..schema import FrameRef, SampledFrames
@@ -42,7 +42,7 @@ def parse_frame_filename(name: str | os.PathLike[str]) -> FrameRef:
     return FrameRef(index=int(m.group(1)), seconds=float(m.group(2)))
 
 
-def _atomic_write(path: Path, write: "callable") -> None:  # type: ignore[valid-type]
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
