@@ -98,3 +98,12 @@ def test_sample_frames_with_adaptive_spec(clip, tmp_path):
     record, images = sample_frames(clip.path, "adaptive:1:2", out_dir=tmp_path / "frames", size=64)
     assert len(images) == len(record.frames) == 12
     assert all(im.size == (64, 48) for im in images)
+
+
+def test_from_config_uses_the_sampling_section():
+    from videoespresso.config import load_config
+
+    cfg = load_config("offline")
+    sampler = AdaptiveSampler.from_config(cfg.sampling)
+    assert (sampler.static_fps, sampler.dynamic_fps) == (cfg.sampling.static_fps, cfg.sampling.dynamic_fps)
+    assert sampler.effective_threshold == (cfg.sampling.motion_threshold or DEFAULT_THRESHOLD)

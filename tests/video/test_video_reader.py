@@ -109,3 +109,54 @@ def test_time_budget_is_enforced_when_opening_and_decoding(tmp_path):
         r.timeout_s = 0.0  # the budget applies to each operation; this one has none left
         with pytest.raises(VideoTimeoutError, match=r"long\.mp4: .*longer than the 0 s allowed"):
             r.get_frames_at([70])
+
+
+def _has_encoder(name: str) -> bool:
+    import av
+
+    try:
+        av.codec.Codec(name, "w")
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "name, codec",
+    [
+        ("c.mkv", "h264"),  # Matroska: seeks on presentation times, no frame count
+        ("c.webm", "vp9"),
+        ("c.avi", "mpeg4"),
+        ("c.ts", "h264"),  # MPEG-TS: timestamps that do not start at zero
+        ("c.mov", "h264"),
+        ("c.h264", "h264"),  # raw elementary stream: no timestamps, cannot seek
+    ],
+)
+def test_containers_and_codecs_give_exact_frames(tmp_path, name, codec):
+    from videoespresso.video.synth import ENCODERS
+
+    if not _has_encoder(ENCODERS.get(codec, codec)):
+        pytest.skip(f"PyAV build without the {codec} encoder")
+    clip = make_video(tmp_path / name, [MovingShapes(2.0)], fps=25, codec=codec, gop=15)
+    rng = random.Random(3)
+    with VideoReader(clip.path) as r:
+        assert r.num_frames == clip.num_frames
+        assert list(r.frame_times) == pytest.approx(clip.frame_times, abs=1e-3)
+        for _ in range(6):
+            wanted = sorted(rng.sample(range(clip.num_frames), 4))
+            assert _numbers(r.get_frames_at(wanted, output="numpy")) == wanted
+
+
+def test_iter_decoded_all_or_skipping_unreferenced_frames(clip):
+    with VideoReader(clip.path) as r:
+        every = [i for i, _ in r.iter_decoded()]
+        assert every == list(range(clip.num_frames))
+        needed = {3, 7, 41, 42, 149}
+        got = {}
+        for i, frame in r.iter_decoded(skip_nonref=True, needed=needed):
+            got[i] = read_frame_number(frame.to_ndarray(format="rgb24"))
+        # The wanted frames always come out, each the right one; B-frames nobody wanted do not.
+        assert needed <= set(got) and all(got[i] == i for i in got)
+        assert len(got) < clip.num_frames
+        # The reader is usable normally afterwards.
+        assert _numbers(r.get_frames_at([8, 9], output="numpy")) == [8, 9]

@@ -6,8 +6,6 @@ the message (which names the file and the reason) and goes on with the next vide
 
 from __future__ import annotations
 
-import os
-
 from ..errors import VideoError
 
 
@@ -37,10 +35,6 @@ class VideoTimeoutError(VideoError):
 
 class FrameOutOfRangeError(VideoError):
     """A frame index or a time outside the video was asked for."""
-
-
-def describe(path: str | os.PathLike[str]) -> str:
-    return f"video {os.fspath(path)!s}"
 
 
 __all__ = [

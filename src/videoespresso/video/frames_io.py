@@ -14,10 +14,11 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import IO, TYPE_CHECKING, Callable, Union
 
 from ..errors import FormatError
 from ..schema import FrameRef, SampledFrames
+from ._media import DEFAULT_TIMEOUT_S
 from .reader import ProgressFn, Size, VideoReader
 from .samplers import Sampler, parse_sampler
 
@@ -41,7 +42,7 @@ def parse_frame_filename(name: str | os.PathLike[str]) -> FrameRef:
     return FrameRef(index=int(m.group(1)), seconds=float(m.group(2)))
 
 
-def _atomic_write(path: Path, write: "callable") -> None:  # type: ignore[valid-type]
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -97,12 +98,16 @@ def sample_frames(
     size: Size = None,
     progress: ProgressFn | None = None,
     quality: int = 90,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
 ) -> tuple[SampledFrames, list["Image"]]:
     """Sample ``path`` with ``sampler`` (an object or a spec string) and decode the chosen frames;
-    with ``out_dir``, also write them as JPEG files plus the ``frames.json`` sidecar."""
+    with ``out_dir``, also write them as JPEG files plus the ``frames.json`` sidecar.
+
+    ``timeout_s`` bounds each decoding operation on the file (see :class:`VideoReader`).
+    """
     if isinstance(sampler, str):
         sampler = parse_sampler(sampler)
-    with VideoReader(path) as reader:
+    with VideoReader(path, timeout_s=timeout_s) as reader:
         record, frames = sampler.sample_with_frames(reader, size=size, output="pil", progress=progress)
     if size is not None:
         record = record.model_copy(update={"params": {**record.params, "size": list(size) if isinstance(size, tuple) else size}})

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, Sequence, Union
 
 import numpy as np
@@ -92,6 +91,9 @@ class _FrameTable:
     time_base: float
     #: Duration of the last frame in seconds (so the video's end is known).
     last_duration_s: float
+    #: Frames carry no timestamps: they are identified by their rank in the decoder's output,
+    #: times are rank / average fps, and every request decodes from the start.
+    by_order: bool = False
 
     def __post_init__(self) -> None:
         self.first = int(self.pts[0])
@@ -132,6 +134,7 @@ class VideoReader:
         self.path = check_file(path)
         self.timeout_s = timeout_s
         self.strict = strict
+        self._threads = threads
         self._container = open_container(self.path, timeout_s)
         try:
             self._stream = video_stream(self._container, self.path)
@@ -149,6 +152,10 @@ class VideoReader:
         self._active_deadline: Deadline | None = None
         #: Keyframes a seek does not land on (the demuxer picks an earlier one).
         self._unseekable: set[int] = set()
+        #: While set, packets whose timestamp is not in it may be skipped by the decoder.
+        self._needed_pts: set[int] | None = None
+        #: Timestamps of frames possibly skipped since the last seek (reaching one needs a seek).
+        self._maybe_skipped: set[int] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -204,8 +211,8 @@ class VideoReader:
         order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
         sorted_pts = np.asarray(pts, dtype=np.int64)[order]
         if len(np.unique(sorted_pts)) != len(sorted_pts):
-            # Duplicate timestamps cannot be told apart when matching decoded frames; decoding
-            # gives each frame its own best-effort timestamp.
+            # Duplicate timestamps cannot be told apart when matching decoded frames: identify
+            # frames by their rank in the decoder's output instead.
             return self._table_by_decoding(tb)
         last_dur = durations[int(order[-1])]
         if not last_dur and len(sorted_pts) > 1:
@@ -226,30 +233,21 @@ class VideoReader:
 
     def _table_by_decoding(self, tb: float) -> _FrameTable:
         """Fallback for streams whose packets carry no usable timestamps (raw elementary
-        streams, some AVI files): decode once and use the decoder's best-effort timestamps."""
+        streams, some AVI files): count the frames by decoding once; time = rank / fps."""
         deadline = self._deadline("indexing by decoding")
-        pts: list[int] = []
-        with translate_errors(self.path, "indexing"):
-            self._seek(0, key=False)
-            rate = self._stream.average_rate or self._stream.guessed_rate or 25
-            for n, frame in enumerate(self._container.decode(self._stream)):
-                deadline.check()
-                ts = frame.pts if frame.pts is not None else int(round(n / float(rate) / tb))
-                if pts and ts <= pts[-1]:
-                    ts = pts[-1] + 1
-                pts.append(ts)
+        count = 0
         self._seek(0, key=False)
-        if not pts:
+        with translate_errors(self.path, "indexing"):
+            for packet in self._container.demux(self._stream):
+                deadline.check()
+                count += len(packet.decode())
+        self._seek(0, key=False)
+        if not count:
             raise EmptyVideoError(f"video {self.path}: the video stream holds no decodable frames")
-        arr = np.asarray(pts, dtype=np.int64)
-        last = int(np.median(np.diff(arr))) if len(arr) > 1 else 0
-        # Without packet timestamps seeking is unreliable: only the first frame is a seek point.
-        return _FrameTable(
-            pts=arr,
-            key_pts=arr[:1],
-            time_base=tb,
-            last_duration_s=last * tb,
-        )
+        rate = float(self._stream.average_rate or self._stream.guessed_rate or 25)
+        step = 1.0 / rate / tb
+        pts = np.round(np.arange(count) * step).astype(np.int64)
+        return _FrameTable(pts=pts, key_pts=pts[:1], time_base=tb, last_duration_s=1.0 / rate, by_order=True)
 
     @property
     def num_frames(self) -> int:
@@ -347,7 +345,7 @@ class VideoReader:
         wanted = sorted({int(i) for i in indices})
         decoded: dict[int, Frame] = {}
         for index, frame in self._decode_indices(wanted, progress=progress):
-            decoded[index] = self._to_frame(frame, index, size, output)
+            decoded[index] = self.make_frame(frame, index, size, output)
         missing = [i for i in wanted if i not in decoded]
         if missing:
             raise CorruptVideoError(
@@ -366,7 +364,8 @@ class VideoReader:
         """The frames on screen at each time in ``seconds`` (request order kept)."""
         return self.get_frames_at([self.index_played_at(float(s)) for s in seconds], size=size, output=output, progress=progress)
 
-    def _to_frame(self, frame: "av.VideoFrame", index: int, size: Size, output: Output) -> Frame:
+    def make_frame(self, frame: "av.VideoFrame", index: int, size: Size = None, output: Output = "pil") -> Frame:
+        """A :class:`Frame` from a decoded PyAV frame at ``index`` (see :meth:`convert`)."""
         image = self.convert(frame, size=size, output=output)
         return Frame(image=image, ref=FrameRef(index=index, seconds=float(self.table.seconds(index))))
 
@@ -394,13 +393,27 @@ class VideoReader:
 
         return Image.fromarray(arr)
 
-    def _seek(self, offset: int, *, key: bool) -> None:
-        if key:
-            self._container.seek(offset, backward=True, any_frame=False, stream=self._stream)
-        else:
-            self._container.seek(0, backward=True, any_frame=False)
+    def _seek(self, offset: int, *, key: bool) -> bool:
+        """Position the demuxer. Returns False when the file cannot seek; it is then reopened,
+        which puts it back at the start (raw elementary streams, pipes)."""
+        import av
+
         self._pos = None
         self._frames = None
+        self._maybe_skipped.clear()
+        try:
+            if key:
+                self._container.seek(offset, backward=True, any_frame=False, stream=self._stream)
+            else:
+                self._container.seek(0, backward=True, any_frame=False)
+            return True
+        except av.FFmpegError:
+            self._container.close()
+            self._container = open_container(self.path, self.timeout_s)
+            self._stream = video_stream(self._container, self.path)
+            if self._threads:
+                self._stream.thread_type = "AUTO"
+            return False
 
     def _worth_seeking(self, key_i: int) -> bool:
         """Whether keyframe ``key_i`` lies ahead of the decoder (so seeking skips work)."""
@@ -418,10 +431,22 @@ class VideoReader:
         return self._frames
 
     def _decode_from_here(self) -> Iterator["av.VideoFrame"]:
+        ctx = self._stream.codec_context
         for packet in self._container.demux(self._stream):
             if self._active_deadline is not None:
                 self._active_deadline.check()
+            needed = self._needed_pts
+            if needed is not None and packet.size:
+                # Frames no other frame references (most B-frames) cost decoding time but are
+                # only worth it when wanted: the decoder drops the others unseen. The setting is
+                # read per packet (and copied to frame threads when the packet is submitted).
+                skip = packet.pts is not None and packet.pts not in needed
+                ctx.skip_frame = "NONREF" if skip else "DEFAULT"
+                if skip:
+                    self._maybe_skipped.add(int(packet.pts))
             for frame in packet.decode():
+                if frame.pts is not None:
+                    self._maybe_skipped.discard(frame.pts)
                 yield frame
 
     def _decode_indices(self, wanted: list[int], progress: ProgressFn | None = None) -> Iterator[tuple[int, "av.VideoFrame"]]:
@@ -431,24 +456,34 @@ class VideoReader:
         if not wanted:
             return
         t = self.table
+        if t.by_order:
+            wanted_set = set(wanted)
+            for index, frame in self.iter_decoded(progress=progress):
+                if index in wanted_set:
+                    yield index, frame
+                if index >= wanted[-1]:
+                    return
+            return
         duration = self.duration_s
         targets = t.pts[np.asarray(wanted)]
         n = len(targets)
         k = 0
         allow_seek = True
         self._active_deadline = self._deadline("decoding")
+        self._needed_pts = {int(x) for x in targets}
         try:
             with translate_errors(self.path, "decoding"):
                 while k < n:
                     target = targets[k]
                     key_i = max(0, int(np.searchsorted(t.key_pts, target, side="right")) - 1)
                     check_landing = False
-                    if self._pos is None or self._pos >= target or (allow_seek and self._worth_seeking(key_i)):
+                    behind = self._pos is None or self._pos >= target or int(target) in self._maybe_skipped
+                    if behind or (allow_seek and self._worth_seeking(key_i)):
                         if allow_seek:
                             # Seeking to the wanted frame's own timestamp lets the demuxer pick
                             # the keyframe before it by its own rules (MP4 and MKV differ).
-                            self._seek(int(target), key=True)
-                            check_landing = True
+                            check_landing = self._seek(int(target), key=True)
+                            allow_seek = check_landing
                         else:
                             self._seek(0, key=False)
                     for frame in self._next_frames():
@@ -485,37 +520,54 @@ class VideoReader:
                         break  # end of stream
         finally:
             self._active_deadline = None
+            self._needed_pts = None
+            self._stream.codec_context.skip_frame = "DEFAULT"
 
     def iter_decoded(
         self,
         *,
         skip_nonref: bool = False,
+        needed: Iterable[int] | None = None,
         progress: ProgressFn | None = None,
     ) -> Iterator[tuple[int, "av.VideoFrame"]]:
-        """Every frame (or, with ``skip_nonref``, only those other frames reference, which the
-        decoder can skip cheaply) from the start, as (index, PyAV frame)."""
+        """Frames from the start, as (index, PyAV frame), in presentation order.
+
+        All of them by default. With ``skip_nonref``, the decoder skips frames that no other
+        frame references (cheap to skip, about half the frames of H.264 with B-frames), except
+        those whose index is in ``needed``: the result is then exact for ``needed`` and a
+        subset elsewhere.
+        """
         t = self.table
         duration = self.duration_s
-        ctx = self._stream.codec_context
+        if t.by_order:
+            skip_nonref = False  # skipped frames would shift the ranks that identify frames
         with translate_errors(self.path, "decoding"):
             self._seek(0, key=False)
-            ctx.skip_frame = "NONREF" if skip_nonref else "DEFAULT"
+            ctx = self._stream.codec_context
+            if skip_nonref and needed is not None:
+                self._needed_pts = {int(t.pts[i]) for i in needed}
+            ctx.skip_frame = "NONREF" if skip_nonref and needed is None else "DEFAULT"
             self._active_deadline = self._deadline("decoding")
             try:
+                rank = -1
                 for frame in self._decode_from_here():
-                    if frame.pts is None:
-                        continue
-                    index = t.index_of(frame.pts)
+                    rank += 1
+                    if t.by_order:
+                        index: int | None = rank if rank < len(t.pts) else None
+                    else:
+                        index = t.index_of(frame.pts) if frame.pts is not None else None
                     if index is None:
                         continue
-                    self._pos = frame.pts
+                    self._pos = int(t.pts[index])
                     if progress is not None:
-                        progress(float((frame.pts - t.first) * t.time_base), duration)
+                        progress(float(t.times[index]), duration)
                     yield index, frame
             finally:
                 self._active_deadline = None
-                ctx.skip_frame = "DEFAULT"
-                self._seek(0, key=False)
+                self._needed_pts = None
+                self._stream.codec_context.skip_frame = "DEFAULT"
+                self._pos = None
+                self._frames = None
 
 
 def is_variable(deltas_s: np.ndarray) -> bool:

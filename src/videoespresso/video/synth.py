@@ -213,12 +213,14 @@ def make_video(
     crf: int = 20,
     preset: str = "veryfast",
     faststart: bool = False,
+    grain: int = 0,
 ) -> SynthVideo:
     """Encode ``segments`` one after another into ``path`` (container chosen by the suffix).
 
     ``vfr`` makes frame durations irregular (a 1 ms time base); ``audio`` adds an AAC sine tone;
     ``gop`` is the keyframe interval in frames (default two seconds, as streaming encoders use);
-    ``faststart`` puts the MP4 index before the data.
+    ``faststart`` puts the MP4 index before the data; ``grain`` adds per-frame sensor-like noise
+    of that amplitude (levels), which makes the file as costly to decode as camera footage.
     """
     import av
 
@@ -241,6 +243,10 @@ def make_video(
         bounds.append((_segment_kind(seg), start, start + seg.seconds))
         start += seg.seconds
     renderers = [_Renderer(seg, size) for seg in segments]
+    # A small bank of noise fields, cycled: fresh noise per frame without its generation cost.
+    noise_bank = (
+        np.random.default_rng(99).integers(-grain, grain + 1, size=(7, h, w, 1), dtype=np.int16) if grain else None
+    )
 
     encoder = ENCODERS.get(codec, codec)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -281,6 +287,8 @@ def make_video(
             while seg_i < len(bounds) - 1 and t >= bounds[seg_i][2] - 1e-9:
                 seg_i += 1
             img = renderers[seg_i].render(t - bounds[seg_i][1])
+            if noise_bank is not None:
+                img = np.clip(img.astype(np.int16) + noise_bank[i % len(noise_bank)], 0, 255).astype(np.uint8)
             if barcode:
                 _draw_barcode(img, i)
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")

@@ -6,10 +6,11 @@ the second's targets (``s + j / rate``, at the static or the dynamic rate) are k
 second's score is known; only the chosen ones are converted to pictures. So deciding and
 extracting costs one decode, not a decode for the scores plus seeks for the frames.
 
-``fast=True`` also tells the decoder to skip frames no other frame references (in H.264 with
-B-frames, about half of them): the scores are measured and the frames chosen among the decoded
-ones only, which costs a small timestamp error (reported in the parameters as
-``target_error_max_s`` / ``target_error_mean_s``) for a shorter decode.
+The decoder skips the frames no other frame references (in H.264 with B-frames, about half of
+them) unless one is the nearest to a target, so the pass costs less than a full decode and the
+choice stays exact. ``fast=True`` skips all of them: frames are then chosen among the decoded
+ones only, at a small timestamp error (reported in the parameters as ``target_error_max_s`` /
+``target_error_mean_s``) for a little less decoding.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from ...schema import SampledFrames
 from .. import motion
 from ..reader import Frame, Output, ProgressFn, Size, VideoReader
 from .base import Sampler, Source, open_source
-from .fps import time_grid
+from .fps import nearest_indices, time_grid
 
 if TYPE_CHECKING:
     import av
+
+    from ...config import SamplingConfig
 
 _LATTICE, _STATIC, _DYNAMIC = 0, 1, 2
 
@@ -81,6 +84,11 @@ class AdaptiveSampler(Sampler):
         self.threshold = threshold
         self.fast = fast
         self.probe_hz = float(probe_hz)
+
+    @classmethod
+    def from_config(cls, sampling: "SamplingConfig", *, fast: bool = False) -> "AdaptiveSampler":
+        """The sampler a run's ``sampling`` config section describes."""
+        return cls(sampling.static_fps, sampling.dynamic_fps, sampling.motion_threshold, fast=fast)
 
     @property
     def effective_threshold(self) -> float:
@@ -162,7 +170,8 @@ class AdaptiveSampler(Sampler):
         t_all, kind, sec = t_all[order], kind[order], sec[order]
 
         threshold = self.effective_threshold
-        pairs: list[tuple[float, float]] = []
+        # Probe-pair scores per second (a pair belongs to the second holding its midpoint).
+        buckets: list[list[float]] = [[] for _ in range(n_sec)]
         last_probe: tuple[float, np.ndarray] | None = None
         thumbs: dict[int, np.ndarray] = {}
         # (second, kind) -> list of (target time, chosen index)
@@ -185,7 +194,8 @@ class AdaptiveSampler(Sampler):
                 if thumb is None:
                     thumb = thumbs[index] = motion.thumbnail(frame)
                 if last_probe is not None:
-                    pairs.append(((last_probe[0] + tau) / 2, motion.changed_fraction(last_probe[1], thumb)))
+                    mid = (last_probe[0] + tau) / 2
+                    buckets[min(n_sec - 1, int(mid))].append(motion.changed_fraction(last_probe[1], thumb))
                 last_probe = (tau, thumb)
                 probed_until = tau
                 return
@@ -199,15 +209,16 @@ class AdaptiveSampler(Sampler):
             nonlocal next_final
             if upto <= next_final:
                 return
-            all_scores = motion.second_scores(pairs, n_sec)
             for s in range(next_final, upto):
-                scores[s] = all_scores[s]
-                dynamic[s] = all_scores[s] > threshold
+                # Median: one hard cut (a single pair where everything changes) is not motion.
+                # A second without a pair (a frame gap over a second) counts as still.
+                scores[s] = float(np.median(buckets[s])) if buckets[s] else 0.0
+                dynamic[s] = scores[s] > threshold
                 for tau, index in picks.pop((s, _DYNAMIC if dynamic[s] else _STATIC), []):
                     errors.append(abs(float(times[index]) - tau))
                     chosen.append(index)
                     if images and index not in converted:
-                        converted[index] = reader._to_frame(keep[index], index, size, output)
+                        converted[index] = reader.make_frame(keep[index], index, size, output)
                 picks.pop((s, _STATIC if dynamic[s] else _DYNAMIC), None)
             next_final = upto
             if images:
@@ -217,9 +228,15 @@ class AdaptiveSampler(Sampler):
             for index in [i for i in thumbs if i != current]:
                 thumbs.pop(index)
 
+        # Exact mode decodes the frames nearest each static and dynamic target for sure and lets
+        # the decoder skip the other unreferenced frames; the motion probes take whatever frame
+        # is nearest among those decoded (their timing need not be exact).
+        needed = None
+        if not self.fast:
+            needed = set(nearest_indices(times, st_t).tolist()) | set(nearest_indices(times, dy_t).tolist())
         p = 0
         prev: tuple[int, float, "av.VideoFrame"] | None = None
-        for index, frame in reader.iter_decoded(skip_nonref=self.fast, progress=progress):
+        for index, frame in reader.iter_decoded(skip_nonref=True, needed=needed, progress=progress):
             t = float(times[index])
             while p < len(t_all) and t_all[p] <= t:
                 tau = float(t_all[p])
