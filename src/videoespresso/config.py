@@ -61,6 +61,7 @@ class CurateConfig(_Section):
     box_threshold: float = 0.35
     text_threshold: float = 0.25
     clip_threshold: float = 0.2
+    max_boxes_per_object: int = Field(4, ge=1, description="strongest boxes kept per key object")
     test_options_seed: int = 0
     batch_size: int = Field(8, ge=1)
     min_frames: int = Field(2, ge=1, description="distinct frames a video needs to get questions")

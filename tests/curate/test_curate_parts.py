@@ -20,9 +20,14 @@ from videoespresso.formats.evidence import evidence_objects
         'The verdict is {"keep": true, "reason": "fine",} as requested.',
         '{"keep": true, "reason": "fine"',
     ],
+    ids=["plain", "fenced", "trailing-comma", "unclosed"],
 )
 def test_trivially_broken_json_is_repaired(text):
     assert repair_json(text) == {"keep": True, "reason": "fine"}
+
+
+def test_raw_control_characters_inside_strings_are_accepted():
+    assert repair_json('{"keep": false, "reason": "a\x00b"}') == {"keep": False, "reason": "a\x00b"}
 
 
 @pytest.mark.parametrize("text", ["The man opens the door and leaves.", '{"keep": true, "reason": "cut of', ""])
@@ -120,3 +125,9 @@ def test_discover_videos_from_folder_and_list(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no video files"):
         discover_videos(tmp_path / "empty")
+
+
+def test_reply_text_is_cleaned_before_length_checks():
+    schema = distractor_schema(2, 10)
+    value = schema.model_validate({"distractors": ["ab\x00c\ufffd\ufffd", "de  f", "g\nhi"]})
+    assert value.distractors == ["abc", "de f", "g hi"]

@@ -37,7 +37,8 @@ def repair_json(text: str) -> Any:
     """Parse ``text`` as JSON, fixing only trivial damage; raise ValueError when that fails.
 
     Trivial: code fences, prose around one JSON object, trailing commas, unclosed brackets at the
-    end (a reply cut off by the token limit right after a complete value).
+    end (a reply cut off by the token limit right after a complete value), raw control characters
+    inside strings (which grammars for JSON strings often let through).
     """
     candidates = [text.strip()]
     fenced = _FENCE_RE.search(text)
@@ -55,7 +56,7 @@ def repair_json(text: str) -> Any:
             if not variant:
                 continue
             try:
-                return json.loads(variant)
+                return json.loads(variant, strict=False)
             except json.JSONDecodeError as exc:
                 last_error = f"{exc.msg} at position {exc.pos}"
     raise ValueError(f"not valid JSON: {last_error}")

@@ -9,6 +9,7 @@ from ..engine import Item, Resources, derive, failed
 from ..models.protocols import user
 from ..schema import GenerationSettings
 from ._common import ModelPool, ModelStage, load_images
+from .schemas import clean_text
 
 PROMPT = "curate/caption"
 
@@ -61,7 +62,7 @@ class CaptionFrames(ModelStage):
             with self.timed("model"):
                 gens = self.model.generate([[user(prompt, [img])] for img in chunk], self.settings)
             self.model_calls += len(chunk)
-            texts.extend(" ".join(g.text.split()) for g in gens)
+            texts.extend(clean_text(g.text) for g in gens)
         captions: dict[int, list[str]] = {}
         for (n, _k), text in zip(jobs, texts):
             captions.setdefault(n, []).append(text)

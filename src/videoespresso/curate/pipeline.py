@@ -56,7 +56,7 @@ def build_stages(config: Config, root: Path, pool: ModelPool) -> list[Stage]:
         AnnotateCoT(pool, models.llm, max_objects=cur.max_key_objects, max_core_frames=cur.max_core_frames,
                     resources=llm_resources, **json_kwargs),
         GroundObjects(root, pool, models.grounder, models.scorer, cur.box_threshold, cur.text_threshold,
-                      cur.clip_threshold),
+                      cur.clip_threshold, cur.max_boxes_per_object),
         GroundInTime(pool, models.embedder),
         WriteDistractors(pool, models.llm, temperature=cur.distractor_temperature, seed=cur.test_options_seed,
                          resources=llm_resources, **json_kwargs),

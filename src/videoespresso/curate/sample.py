@@ -18,6 +18,9 @@ def safe_name(item_id: str) -> str:
 class SampleFrames(Stage):
     """Video -> sampled frames (index + seconds + JPEG path, relative to the build root).
 
+    Frames are written by :func:`videoespresso.video.sample_frames` as
+    ``frames/<video>/f<index>_t<seconds>.jpg`` with a ``frames.json`` sidecar.
+
     Static stretches are sampled at ``static_fps``, dynamic ones at ``dynamic_fps``
     (:class:`videoespresso.video.AdaptiveSampler` decides which is which). A video that cannot be
     decoded, or yields no frame, fails with a reason.
@@ -54,26 +57,20 @@ class SampleFrames(Stage):
         video = item["video"]
         if not Path(video).is_file():
             return [failed(item, "missing_video", f"{video}: no such file")]
-        sampler_kwargs: dict[str, Any] = {"static_fps": self.static_fps, "dynamic_fps": self.dynamic_fps}
-        if self.motion_threshold is not None:
-            sampler_kwargs["motion_threshold"] = self.motion_threshold
+        sampler = AdaptiveSampler(self.static_fps, self.dynamic_fps, self.motion_threshold)
+        folder = Path("frames") / safe_name(item["id"])
         try:
             with self.timed("decode"):
                 info = probe(video)
-                sampled, images = sample_frames(video, AdaptiveSampler(**sampler_kwargs), size=self.max_side)
+                sampled, _images = sample_frames(video, sampler, out_dir=self.root / folder, size=self.max_side)
         except VideoError as exc:
-            return [failed(item, "unreadable_video", f"{video}: {exc}")]
+            return [failed(item, "unreadable_video", str(exc))]
         if not sampled.frames:
             return [failed(item, "no_frames", f"{video}: the sampler returned no frame")]
-        folder = Path("frames") / safe_name(item["id"])
-        (self.root / folder).mkdir(parents=True, exist_ok=True)
-        frames = []
-        for ref, image in zip(sampled.frames, images):
-            rel = folder / f"{ref.index:06d}_{ref.seconds:.3f}.jpg"
-            tmp = self.root / rel.with_suffix(".tmp.jpg")
-            image.convert("RGB").save(tmp, format="JPEG", quality=90)
-            tmp.replace(self.root / rel)
-            frames.append({"index": ref.index, "seconds": round(ref.seconds, 6), "path": rel.as_posix()})
+        frames = [
+            {"index": f.index, "seconds": f.seconds, "path": (folder / Path(f.path or "").name).as_posix()}
+            for f in sampled.frames
+        ]
         return [derive(
             item,
             info=info.model_dump(mode="json"),

@@ -9,17 +9,40 @@ cut off), list lengths follow the config.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator, model_validator
 
 from ..schema import TASK_NAMES
 
 TaskName = Literal[TASK_NAMES]  # type: ignore[valid-type]
 
 
+_JUNK = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\ufffd]")
+
+
+def clean_text(value: Any) -> Any:
+    """Strings with control characters and U+FFFD (bytes of a cut UTF-8 sequence) removed and
+    whitespace collapsed, recursively; other values unchanged."""
+    if isinstance(value, str):
+        return " ".join(_JUNK.sub("", value).split())
+    if isinstance(value, list):
+        return [clean_text(v) for v in value]
+    if isinstance(value, dict):
+        return {k: clean_text(v) for k, v in value.items()}
+    return value
+
+
 class _Reply(BaseModel):
+    """Base of every reply: unknown keys ignored, text cleaned before the length checks."""
+
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clean(cls, data: Any) -> Any:
+        return clean_text(data)
 
 
 def _text(max_chars: int | None, min_chars: int = 1) -> object:

@@ -1,7 +1,7 @@
 """Stage 8: boxes for the key objects (PhraseGrounder), kept when an ImageTextScorer agrees.
 
 Each key object is grounded in every core frame; the frame with the strongest detection is its
-frame, and those of its boxes whose crop scores at least ``clip_threshold`` against the object
+frame, and those of its ``max_boxes`` strongest boxes whose crop scores at least ``clip_threshold`` against the object
 name are kept. An object with no such box keeps an empty box list (as in the original data) and
 the item records a ``no_box`` warning. The evidence sentence gets the inline tags.
 """
@@ -67,18 +67,20 @@ class GroundObjects(ModelStage):
         box_threshold: float = 0.35,
         text_threshold: float = 0.25,
         clip_threshold: float = 0.2,
+        max_boxes: int = 4,
         resources: Resources | None = None,
     ) -> None:
         super().__init__(pool, resources=resources or Resources(gpus=1, batch_size=8))
         self.root = Path(root)
         self.grounder_spec, self.scorer_spec = grounder, scorer
         self.box_threshold, self.text_threshold, self.clip_threshold = box_threshold, text_threshold, clip_threshold
+        self.max_boxes = max_boxes
 
     def params(self) -> dict[str, Any]:
         return {
             "grounder": self.grounder_spec, "scorer": self.scorer_spec,
             "box_threshold": self.box_threshold, "text_threshold": self.text_threshold,
-            "clip_threshold": self.clip_threshold,
+            "clip_threshold": self.clip_threshold, "max_boxes": self.max_boxes,
         }
 
     def setup(self) -> None:
@@ -108,6 +110,7 @@ class GroundObjects(ModelStage):
                 else:
                     f, dets = found
                     frame = core[f]
+                    dets = sorted(dets, key=lambda d: -float(d.score))[: self.max_boxes]
                     crops = [(d, _crop(images[f], d.box)) for d in dets]
                     crops = [(d, c) for d, c in crops if c is not None]
                     if crops:
