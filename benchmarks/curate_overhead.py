@@ -21,12 +21,13 @@ from _curate_common import make_videos, offline_config, workdir
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each segment of a test video")
     args = parser.parse_args()
     tmp = workdir()
     try:
         from videoespresso.curate import run_build
 
-        videos = make_videos(tmp / "videos", args.videos)
+        videos = make_videos(tmp / "videos", args.videos, args.seconds)
         cfg = offline_config(tmp)
         start = time.perf_counter()
         result = run_build(videos, tmp / "out", cfg, progress=False)

@@ -131,3 +131,20 @@ def test_reply_text_is_cleaned_before_length_checks():
     schema = distractor_schema(2, 10)
     value = schema.model_validate({"distractors": ["ab\x00c\ufffd\ufffd", "de  f", "g\nhi"]})
     assert value.distractors == ["abc", "de f", "g hi"]
+
+
+def test_build_and_inspect_refuse_bad_paths_with_one_line(tmp_path, capsys):
+    from videoespresso.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["build", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), "--profile", "offline"])
+    assert exc.value.code == 2
+    assert "no such folder or list file" in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(SystemExit) as exc:
+        main(["inspect", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "not a build folder" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit) as exc:
+        main(["build", str(tmp_path), "--out", str(tmp_path / "out"), "--stages", "9-3"])
+    assert exc.value.code == 2

@@ -210,3 +210,13 @@ def test_sigkill_mid_stage_loses_at_most_the_item_in_flight(tmp_path):
     store = Store(db)
     last = store.runs()[-1]["summary"]["stages"][0]
     assert last["cached"] == before and last["computed"] == 20 - before
+
+
+def test_replay_only_stages_read_the_store_and_count_missing(tmp_path):
+    path = tmp_path / "s.sqlite"
+    LocalExecutor(Store(path), progress=False).run([Double()], _items(4))
+    first, second = Double(), Split()
+    result = LocalExecutor(Store(path), progress=False).run([first, second], _items(6), replay_only={"double"})
+    assert first.calls == 0
+    assert result.stage("double").cached == 4 and result.stage("double").missing == 2
+    assert result.stage("split").inputs == 4

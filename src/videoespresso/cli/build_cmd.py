@@ -32,6 +32,7 @@ def build_command(
     """
     from ..curate import run_build
     from ..engine import print_summary
+    from ..formats.jsonl import write_json_atomic
 
     cfg = effective_config(profile, config, dump_config)
     result = run_build(videos, out, cfg, stages=stages, limit=limit, progress=not no_progress, console=err_console)
@@ -41,7 +42,7 @@ def build_command(
         summary["exported"] = {k: str(v) for k, v in result.exported.files.items()}
         summary["exported_items"] = result.exported.items
         console.print(f"exported {result.exported.items} QA items to {out}")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(out / "summary.json", summary)
 
 
 @app.command("inspect")

@@ -133,10 +133,10 @@ def run_build(
     console: Any = None,
 ) -> BuildResult:
     """Build (or resume) a dataset from videos into ``out``; export after the last stage."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     first, last = parse_stage_range(stages)
     items = discover_videos(source, limit)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     cache = Path(config.cache) if config.cache else out / CACHE_FILE
     pool = ModelPool(config.models.options, cache=cache, preloaded=preloaded)
     stage_list = build_stages(config, out, pool)[:last]
