@@ -81,6 +81,9 @@ def flops_command(
         None, "--image-size", help="Frame side in px, or 'native' (default: the family's counted size, 224 px for most)."
     ),
     compare: bool = typer.Option(False, "--compare", help="Table of every family with a paper figure."),
+    exact: bool = typer.Option(
+        False, "--exact", help="Build every model at full depth (slower; same numbers as the default 1-and-2-layer extrapolation)."
+    ),
     list_: bool = typer.Option(False, "--list", help="List the shipped model families and exit."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the numbers to this JSON file."),
 ) -> None:
@@ -109,7 +112,7 @@ def flops_command(
         for family in model_families().values():
             if family.paper_tflops_per_frame is None:
                 continue
-            cost = family_counter(family.name, _image_size(image_size, family)).frame_cost()
+            cost = family_counter(family.name, _image_size(image_size, family), not exact).frame_cost()
             rows.append(_frame_row(family, cost))
         _frame_table(rows)
         result["per_frame"] = rows
@@ -121,7 +124,7 @@ def flops_command(
         if not family.has_vision:
             raise ConfigError(f"{model_family} is a text-only model; pick a video reasoner family")
         size = _image_size(image_size, family)
-        cost = family_counter(family.name, size).frame_cost()
+        cost = family_counter(family.name, size, not exact).frame_cost()
         row = _frame_row(family, cost)
         if not compare:
             _frame_table([row])
@@ -129,7 +132,7 @@ def flops_command(
             family.name, frames, reasoner,  # type: ignore[arg-type]
             selector=selector,  # type: ignore[arg-type]
             selector_vlm=selector_vlm, selector_llm=selector_llm,
-            candidates=candidates, image_size=size,
+            candidates=candidates, image_size=size, exact=exact,
         )
         _query_table(query)
         console.print(

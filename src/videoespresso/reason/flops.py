@@ -81,15 +81,23 @@ def get_family(name: str) -> ModelFamily:
 # --------------------------------------------------------------------------- building
 
 
-def _config(family: ModelFamily, image_size: int) -> Any:
+def _depth_key(family: ModelFamily) -> str:
+    return "depth" if family.builder == "qwen2-vl" else "num_hidden_layers"
+
+
+def _config(family: ModelFamily, image_size: int, depth: int | None = None) -> Any:
     import transformers as tf
 
     text = dict(family.text)
     text_type = text.pop("type", "qwen2")
     text_cls = {"llama": tf.LlamaConfig, "qwen2": tf.Qwen2Config}
+    if depth is not None:
+        text["num_hidden_layers"] = depth
     if family.builder == "causal-lm":
         return text_cls[text_type](**text)
     vision = dict(family.vision)
+    if depth is not None:
+        vision[_depth_key(family)] = depth
     if family.builder == "qwen2-vl":
         section = text.pop("mrope_section")
         text["rope_parameters"] = {"rope_type": "default", "mrope_section": section}
@@ -111,11 +119,12 @@ def _config(family: ModelFamily, image_size: int) -> Any:
     )
 
 
-def _build(family: ModelFamily, image_size: int) -> Any:
+def _build(family: ModelFamily, image_size: int, depth: int | None = None) -> Any:
+    """The family's model on the meta device; ``depth`` overrides every stack's layer count."""
     import torch
     import transformers as tf
 
-    config = _config(family, image_size)
+    config = _config(family, image_size, depth)
     cls = {
         "llava": tf.LlavaForConditionalGeneration,
         "internvl": tf.InternVLForConditionalGeneration,
@@ -172,9 +181,17 @@ class FrameCost:
 
 
 class FamilyCounter:
-    """Counts the FLOPs of one family's modules on the meta device (built once, lazily)."""
+    """Counts the FLOPs of one family's modules on the meta device (built once, lazily).
 
-    def __init__(self, family: ModelFamily | str, image_size: int | None = None) -> None:
+    With ``scaled=True`` (the default) the stacks are built 1 and 2 layers deep and the count is
+    extrapolated to the real depth: the layers of a stack are identical, so FLOPs are exactly
+    affine in depth (``f(L) = f(1) + (L - 1) * (f(2) - f(1))``), and counting takes a fraction
+    of a second instead of seconds per 7B forward. ``scaled=False`` builds the full model.
+    """
+
+    def __init__(
+        self, family: ModelFamily | str, image_size: int | None = None, *, scaled: bool = True
+    ) -> None:
         self.family = get_family(family) if isinstance(family, str) else family
         size = image_size or self.family.image_size or self.family.native_image_size or 0
         if self.family.builder == "internvl" and size != self.family.native_image_size:
@@ -184,11 +201,19 @@ class FamilyCounter:
             unit = self.family.vision["patch_size"] * self.family.vision["spatial_merge_size"]
             size = max(unit, round(size / unit) * unit)
         self.image_size = int(size)
+        self.scaled = scaled
         self._prefill: dict[int, int] = {}
 
     @cached_property
-    def model(self) -> Any:
-        return _build(self.family, self.image_size)
+    def _models(self) -> list[Any]:
+        if self.scaled:
+            return [_build(self.family, self.image_size, depth) for depth in (1, 2)]
+        return [_build(self.family, self.image_size)]
+
+    def _extrapolate(self, counts: list[int], depth: int) -> int:
+        if not self.scaled:
+            return counts[0]
+        return counts[0] + (depth - 1) * (counts[1] - counts[0])
 
     @property
     def hidden_size(self) -> int:
@@ -198,27 +223,9 @@ class FamilyCounter:
     def _vision(self) -> tuple[int, int]:
         if not self.family.has_vision:
             return 0, 0
-        import torch
-
-        model = self.model.model
-        out: dict[str, Any] = {}
-        if self.family.builder == "qwen2-vl":
-            vision = self.family.vision
-            grid = self.image_size // vision["patch_size"]
-            patch_dim = 3 * vision["temporal_patch_size"] * vision["patch_size"] ** 2
-            pixels = torch.zeros(grid * grid, patch_dim, device="meta")
-            thw = torch.tensor([[1, grid, grid]])
-
-            def run() -> None:
-                out["features"] = model.get_image_features(pixel_values=pixels, image_grid_thw=thw)
-        else:
-            pixels = torch.zeros(1, 3, self.image_size, self.image_size, device="meta")
-
-            def run() -> None:
-                out["features"] = model.get_image_features(pixel_values=pixels)
-
-        flops = count_flops(run)
-        return flops, _count_tokens(out["features"])
+        results = [_vision_count(self.family, m, self.image_size) for m in self._models]
+        depth = int(self.family.vision[_depth_key(self.family)])
+        return self._extrapolate([f for f, _ in results], depth), results[0][1]
 
     @property
     def tokens_per_frame(self) -> int:
@@ -237,25 +244,8 @@ class FamilyCounter:
         return self._prefill[tokens]
 
     def _count_prefill(self, tokens: int) -> int:
-        import torch
-
-        model = self.model
-        embeds = torch.zeros(1, tokens, self.hidden_size, device="meta")
-        if self.family.builder == "causal-lm":
-            decoder = model.model
-            kwargs: dict[str, Any] = {}
-        else:
-            decoder = model.model.language_model
-            kwargs = {}
-            if self.family.builder == "qwen2-vl":
-                positions = torch.arange(tokens, device="meta").view(1, 1, -1).expand(3, 1, tokens)
-                kwargs["position_ids"] = positions
-
-        def run() -> None:
-            hidden = decoder(inputs_embeds=embeds, **kwargs).last_hidden_state
-            model.lm_head(hidden)
-
-        return count_flops(run)
+        counts = [_prefill_count(self.family, m, self.hidden_size, tokens) for m in self._models]
+        return self._extrapolate(counts, int(self.family.text["num_hidden_layers"]))
 
     def decode_flops(self, new_tokens: int, context: int) -> int:
         """Generating ``new_tokens`` after ``context`` positions, with a KV cache."""
@@ -274,6 +264,52 @@ class FamilyCounter:
         )
 
 
+def _vision_count(family: ModelFamily, model: Any, image_size: int) -> tuple[int, int]:
+    """Vision encoder + projector FLOPs of one frame, and the LLM tokens it becomes."""
+    import torch
+
+    inner = model.model
+    out: dict[str, Any] = {}
+    if family.builder == "qwen2-vl":
+        vision = family.vision
+        grid = image_size // vision["patch_size"]
+        patch_dim = 3 * vision["temporal_patch_size"] * vision["patch_size"] ** 2
+        pixels = torch.zeros(grid * grid, patch_dim, device="meta")
+        thw = torch.tensor([[1, grid, grid]])
+
+        def run() -> None:
+            out["features"] = inner.get_image_features(pixel_values=pixels, image_grid_thw=thw)
+    else:
+        pixels = torch.zeros(1, 3, image_size, image_size, device="meta")
+
+        def run() -> None:
+            out["features"] = inner.get_image_features(pixel_values=pixels)
+
+    flops = count_flops(run)
+    return flops, _count_tokens(out["features"])
+
+
+def _prefill_count(family: ModelFamily, model: Any, hidden: int, tokens: int) -> int:
+    """Decoder + LM head FLOPs over ``tokens`` input embeddings."""
+    import torch
+
+    embeds = torch.zeros(1, tokens, hidden, device="meta")
+    kwargs: dict[str, Any] = {}
+    if family.builder == "causal-lm":
+        decoder = model.model
+    else:
+        decoder = model.model.language_model
+        if family.builder == "qwen2-vl":
+            positions = torch.arange(tokens, device="meta").view(1, 1, -1).expand(3, 1, tokens)
+            kwargs["position_ids"] = positions
+
+    def run() -> None:
+        hidden_states = decoder(inputs_embeds=embeds, **kwargs).last_hidden_state
+        model.lm_head(hidden_states)
+
+    return count_flops(run)
+
+
 def _count_tokens(features: Any) -> int:
     pooled = getattr(features, "pooler_output", features)
     if isinstance(pooled, (list, tuple)):
@@ -285,10 +321,12 @@ def _rows(tensor: "torch.Tensor") -> int:
     return int(math.prod(tensor.shape[:-1]))
 
 
-@lru_cache(maxsize=16)
-def family_counter(name: str, image_size: int | None = None) -> FamilyCounter:
-    """A shared counter per (family, image size): building a 7B model on meta takes seconds."""
-    return FamilyCounter(name, image_size)
+@lru_cache(maxsize=32)
+def family_counter(
+    name: str, image_size: int | None = None, scaled: bool = True
+) -> FamilyCounter:
+    """A shared counter per (family, image size, scaled), so models are built once a process."""
+    return FamilyCounter(name, image_size, scaled=scaled)
 
 
 # --------------------------------------------------------------------------- per query
@@ -461,20 +499,30 @@ def query_cost(
     candidates: int = 16,
     image_size: int | None = None,
     budget: TokenBudget | None = None,
+    exact: bool = False,
 ) -> QueryCost:
-    """FLOPs of one question: optional selector, then the reasoner at ``frames`` frames."""
+    """FLOPs of one question: optional selector, then the reasoner at ``frames`` frames.
+
+    ``exact`` builds every model at full depth instead of extrapolating from 1 and 2 layers.
+    """
+    scaled = not exact
     stages: list[StageCost] = []
     if selector == "caption-llm":
         stages += selector_stages(
-            family_counter(selector_vlm), family_counter(selector_llm), candidates, budget
+            family_counter(selector_vlm, None, scaled),
+            family_counter(selector_llm, None, scaled),
+            candidates,
+            budget,
         )
-    counter = family_counter(reasoner_family, image_size)
+    counter = family_counter(reasoner_family, image_size, scaled)
     stages += reasoner_stages(counter, frames, reasoner, budget)
     return QueryCost(reasoner=reasoner, frames=frames, stages=stages)
 
 
-def iter_paper_comparison(image_size: int | None = None) -> Iterator[tuple[ModelFamily, FrameCost]]:
+def iter_paper_comparison(
+    image_size: int | None = None, exact: bool = False
+) -> Iterator[tuple[ModelFamily, FrameCost]]:
     """Every family the paper gives a per-frame figure for, with our counted frame cost."""
     for family in model_families().values():
         if family.paper_tflops_per_frame is not None:
-            yield family, family_counter(family.name, image_size).frame_cost()
+            yield family, family_counter(family.name, image_size, not exact).frame_cost()

@@ -223,6 +223,8 @@ class CaptionLLMSelector(CandidateMixin, FrameSelector):
                 schema=CoreFrames if self.use_schema else None,
             )[0]
             text, parsed = reply.text, reply.parsed
+            if getattr(reply, "error", None):
+                self._count("invalid_json")
         except StructuredOutputError as exc:
             text, parsed = exc.reply, None
             self._count("invalid_json")
