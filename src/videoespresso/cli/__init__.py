@@ -47,6 +47,7 @@ from . import flops_cmd as _flops_cmd  # noqa: E402,F401
 from . import ask_cmd as _ask_cmd  # noqa: E402,F401
 from . import serve_cmd as _serve_cmd  # noqa: E402,F401
 from . import models_cmd as _models_cmd  # noqa: E402,F401
+from . import frames_cmd as _frames_cmd  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:
