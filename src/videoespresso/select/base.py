@@ -13,8 +13,6 @@ import os
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
-
 from ..errors import UserError
 from ..schema import Caption, FrameRef, Selection
 
@@ -28,10 +26,12 @@ class SelectionError(UserError):
 
 
 def uniform_indices(num_frames: int, k: int) -> list[int]:
-    """The official rule: ``numpy.linspace(0, n - 1, k)`` rounded down, repeats dropped."""
+    """The official rule (``numpy.linspace(0, n - 1, k)`` rounded down), repeats dropped."""
+    from ..video.samplers import uniform_indices as video_uniform
+
     if num_frames <= 0 or k <= 0:
         return []
-    return sorted({int(i) for i in np.linspace(0, num_frames - 1, k).astype(np.int64)})
+    return sorted(set(video_uniform(num_frames, k, "official")))
 
 
 def open_reader(video: "str | os.PathLike[str]") -> "VideoReader":

@@ -54,6 +54,13 @@ def load_selector(
     """
     sel = config.select
     size = config.sampling.max_side
+    # The run's decoding settings (temperature, seed) apply; captions and frame numbers are short.
+    captioning = config.generation.model_copy(
+        update={"max_new_tokens": min(48, config.generation.max_new_tokens)}
+    )
+    choosing = config.generation.model_copy(
+        update={"max_new_tokens": min(32, config.generation.max_new_tokens)}
+    )
     if name == "uniform":
         from .uniform import UniformSelector
 
@@ -62,7 +69,8 @@ def load_selector(
         from .embedding import EmbeddingSelector
 
         args = dict(
-            k=sel.max_frames, candidates=sel.candidates, min_gap_s=sel.min_gap_s, image_size=size
+            k=sel.max_frames, candidates=sel.candidates, min_gap_s=sel.min_gap_s, image_size=size,
+            settings=captioning,
         )
         return EmbeddingSelector(
             _lazy(config, config.models.embedder, "embedder"),
@@ -72,7 +80,10 @@ def load_selector(
     if name == "caption-llm":
         from .caption_llm import CaptionLLMSelector
 
-        args = dict(max_frames=sel.max_frames, candidates=sel.candidates, image_size=size)
+        args = dict(
+            max_frames=sel.max_frames, candidates=sel.candidates, image_size=size,
+            settings=choosing, caption_settings=captioning,
+        )
         return CaptionLLMSelector(
             _lazy(config, config.models.selector_llm, "chat"),
             _lazy(config, config.models.selector_vlm, "vlm"),
@@ -81,7 +92,7 @@ def load_selector(
     if name == "oracle":
         from .oracle import OracleSelector
 
-        args = dict(candidates=sel.candidates, image_size=size)
+        args = dict(candidates=sel.candidates, image_size=size, settings=captioning)
         return OracleSelector(
             items or (),
             embedder=_lazy(config, config.models.embedder, "embedder"),
