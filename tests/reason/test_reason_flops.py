@@ -101,3 +101,16 @@ def test_depth_extrapolation_equals_the_full_model():
     full = family_counter("internvl2-1b", None, False)
     assert scaled.frame_cost() == full.frame_cost()
     assert scaled.decode_flops(7, 300) == full.decode_flops(7, 300)
+
+
+def test_decoder_attention_is_counted_causally():
+    # prefill(s) = a * s + layers * 2 * heads * head_dim * s * (s + 1) for a causal decoder, so
+    # prefill(2s) - 2 * prefill(s) = layers * 4 * heads * head_dim * s^2 (twice that if the
+    # full score matrix were priced).
+    counter = family_counter("qwen2-0.5b")
+    text = counter.family.text
+    heads, layers = text["num_attention_heads"], text["num_hidden_layers"]
+    head_dim = text["hidden_size"] // heads
+    s = 100
+    quadratic = counter.prefill_flops(2 * s) - 2 * counter.prefill_flops(s)
+    assert quadratic == layers * 4 * heads * head_dim * s * s
