@@ -36,11 +36,15 @@ def paper_configuration() -> list[dict]:
     uni16 = query_cost(reasoner, 16, "direct")
     uni128 = query_cost(reasoner, 128, "direct")
     rows = []
-    for picker, frames in (("qwen2-0.5b", 2.77), ("qwen2-1.5b", 2.36)):
+    variants = [(picker, frames, reuse) for picker, frames in (("qwen2-0.5b", 2.77), ("qwen2-1.5b", 2.36))
+                for reuse in (False, True)]
+    for picker, frames, reuse in variants:
         sc = query_cost(reasoner, frames, "two-stage", selector="caption-llm",
-                        selector_vlm="internvl2-1b", selector_llm=picker, candidates=16)
+                        selector_vlm="internvl2-1b", selector_llm=picker, candidates=16,
+                        reuse_prefix=reuse)
+        how = "stage 2 reuses the cached prefix" if reuse else "stages run independently"
         rows.append({
-            "configuration": f"paper: internvl2-1b + {picker} -> {reasoner} two-stage",
+            "configuration": f"paper: internvl2-1b + {picker} -> {reasoner} two-stage ({how})",
             "frames": frames,
             "selector_tflops": sc.selector_flops / TERA,
             "reasoner_tflops": sc.reasoner_flops / TERA,
@@ -152,9 +156,10 @@ def main() -> int:
           f"{tiny['ratio_vs_uniform128']:.2%} (without the selector: "
           f"{tiny['ratio_vs_uniform128_without_selector']:.2%})")
     goal = 0.05
-    met = {row["configuration"]: row["ratio_vs_uniform128"] <= goal for row in paper}
-    print(f"\ngoal (<= {goal:.0%} of uniform-128, selector included): "
-          + ", ".join(f"{'met' if ok else 'NOT met'} for {name.split(' -> ')[0]}" for name, ok in met.items()))
+    print(f"\ngoal (<= {goal:.0%} of uniform-128, selector included):")
+    for row in paper:
+        verdict = "met" if row["ratio_vs_uniform128"] <= goal else "NOT met"
+        print(f"  {verdict:<7} {row['ratio_vs_uniform128']:.2%}  {row['configuration']}")
     print(f"(benchmark ran {time.perf_counter() - start:.0f} s)")
     if args.json:
         args.json.write_text(json.dumps({"paper": paper, "tiny": tiny}, indent=2))

@@ -50,6 +50,10 @@ def test_costs_grow_with_frames_and_tokens():
     two = query_cost("llava-1.5-7b", 2, "two-stage")
     assert [s.stage for s in two.stages] == ["evidence", "answer"]
     assert two.flops > 1.9 * direct2.flops  # the frames are shown to both stages
+    cached = query_cost("llava-1.5-7b", 2, "two-stage", reuse_prefix=True)
+    assert cached.stages[0] == two.stages[0]
+    assert cached.stages[1].vision_flops == 0
+    assert cached.stages[1].flops < 0.1 * two.stages[1].flops  # frames were not paid for again
     fractional = query_cost("llava-1.5-7b", 2.5, "direct")
     assert direct2.flops < fractional.flops < query_cost("llava-1.5-7b", 3, "direct").flops
 

@@ -62,6 +62,9 @@ def test_two_stage_feeds_stage_one_evidence_into_stage_two(tiny_vlm, frames):
     assert result.answer == answer_stage.output.strip()
     assert [f.index for f in result.frames] == [0, 25, 50]
     assert "0.0 s, 1.0 s, 2.0 s" in received
+    # the stages share frames + question + options as an exact prefix (cacheable by a server)
+    shared = evidence_stage.prompt.split(EVIDENCE_CUE)[0]
+    assert shared.endswith("(D) He waves\n") and answer_stage.prompt.startswith(shared)
     assert result.prompt_tokens == evidence_stage.prompt_tokens + answer_stage.prompt_tokens
 
 

@@ -80,6 +80,9 @@ def flops_command(
     image_size: Optional[str] = typer.Option(
         None, "--image-size", help="Frame side in px, or 'native' (default: the family's counted size, 224 px for most)."
     ),
+    reuse_prefix: bool = typer.Option(
+        False, "--reuse-prefix", help="two-stage: stage 2 reuses stage 1's cached frames + question prefix (prefix-caching server)."
+    ),
     compare: bool = typer.Option(False, "--compare", help="Table of every family with a paper figure."),
     exact: bool = typer.Option(
         False, "--exact", help="Build every model at full depth (slower; same numbers as the default 1-and-2-layer extrapolation)."
@@ -132,7 +135,7 @@ def flops_command(
             family.name, frames, reasoner,  # type: ignore[arg-type]
             selector=selector,  # type: ignore[arg-type]
             selector_vlm=selector_vlm, selector_llm=selector_llm,
-            candidates=candidates, image_size=size, exact=exact,
+            candidates=candidates, image_size=size, exact=exact, reuse_prefix=reuse_prefix,
         )
         _query_table(query)
         console.print(

@@ -415,8 +415,13 @@ def _generation_stage(
     text_tokens: int,
     new_tokens: int,
     calls: int = 1,
+    cached_text_tokens: int | None = None,
 ) -> StageCost:
     """One call (or ``calls`` identical calls): frames encoded, prompt prefilled, reply decoded.
+
+    With ``cached_text_tokens`` the frames and that many following text tokens are a prefix an
+    earlier call left in the KV cache: the frames are not encoded again and only the rest of the
+    prompt is prefilled (attending to the whole prefix).
 
     A fractional frame count (the paper's 2.36 on average) interpolates linearly between the two
     neighbouring whole counts, since cost is linear in frames only up to attention.
@@ -426,14 +431,12 @@ def _generation_stage(
     costs = []
     for whole in (low, low + 1) if weight else (low,):
         prompt = whole * counter.tokens_per_frame + text_tokens
-        costs.append(
-            (
-                counter.vision_flops(whole),
-                counter.prefill_flops(prompt),
-                counter.decode_flops(new_tokens, prompt),
-                prompt,
-            )
-        )
+        if cached_text_tokens is None:
+            vision, prefill = counter.vision_flops(whole), counter.prefill_flops(prompt)
+        else:
+            cached = whole * counter.tokens_per_frame + cached_text_tokens
+            vision, prefill = 0, counter.prefill_flops(prompt) - counter.prefill_flops(cached)
+        costs.append((vision, prefill, counter.decode_flops(new_tokens, prompt), prompt))
     if weight:
         mixed = [round((1 - weight) * a + weight * b) for a, b in zip(costs[0], costs[1])]
     else:
@@ -457,11 +460,16 @@ def reasoner_stages(
     frames: float,
     reasoner: Literal["direct", "two-stage"] = "direct",
     budget: TokenBudget | None = None,
+    reuse_prefix: bool = False,
 ) -> list[StageCost]:
     """The reasoner's calls for one question at ``frames`` frames.
 
-    Two-stage shows the frames twice (stage 2 re-encodes them: each stage is one independent
-    generate call, as trained).
+    Two-stage shows the frames to both stages. By default stage 2 is an independent call that
+    encodes and prefills everything again (what the ``hf:`` backend does). ``reuse_prefix``
+    prices stage 2 on a server with prefix caching (vLLM, SGLang behind ``openai:``): the two
+    stages' prompts share frames + question (+ options) as an exact prefix (see the
+    ``reason/evidence_*`` and ``reason/evidence_answer_*`` templates), so stage 2 pays only for
+    the evidence, its cue and the answer.
     """
     b = budget or TokenBudget()
     if reasoner == "direct":
@@ -475,6 +483,7 @@ def reasoner_stages(
         frames,
         b.question_tokens + b.evidence_tokens + b.cue_tokens,
         b.answer_tokens,
+        cached_text_tokens=b.question_tokens if reuse_prefix else None,
     )
     return [stage1, stage2]
 
@@ -507,6 +516,7 @@ def query_cost(
     image_size: int | None = None,
     budget: TokenBudget | None = None,
     exact: bool = False,
+    reuse_prefix: bool = False,
 ) -> QueryCost:
     """FLOPs of one question: optional selector, then the reasoner at ``frames`` frames.
 
@@ -522,7 +532,7 @@ def query_cost(
             budget,
         )
     counter = family_counter(reasoner_family, image_size, scaled)
-    stages += reasoner_stages(counter, frames, reasoner, budget)
+    stages += reasoner_stages(counter, frames, reasoner, budget, reuse_prefix)
     return QueryCost(reasoner=reasoner, frames=frames, stages=stages)
 
 

@@ -216,6 +216,10 @@ class TwoStageReasoner(_Reasoner):
     stage 2 sees the same frames, the question and that evidence (cue: "Please answer the
     question based on the evidence") and answers.
 
+    The two stages' prompts start identically (frames, their times, the question and options)
+    and differ only from the cue on, so a serving engine with prefix caching encodes the frames
+    once per question.
+
     ``evidence_settings`` govern stage 1 (evidence is longer than a letter); the answer stage uses
     ``settings``.
     """
@@ -235,26 +239,30 @@ class TwoStageReasoner(_Reasoner):
 
     def answer_batch(self, requests: Sequence[ReasonRequest]) -> list[ReasonResult]:
         images = [[f.image for f in r.frames] for r in requests]
-        first_values = []
-        for r in requests:
-            values = self._base_values(r)
-            if r.options:
-                values["question"] = values["question"] + "\n" + values.pop("options")
-            first_values.append(values)
-        first = self._call(
-            "evidence", "reason/evidence", first_values, images, self.evidence_settings
-        )
-        evidence = [" ".join(s.output.split()) for s in first]
+        groups = _split_by_mode(requests)
+        first: dict[int, StageRecord] = {}
+        for mode, idx in groups.items():
+            if idx:
+                out = self._call(
+                    "evidence",
+                    f"reason/evidence_{mode}",
+                    [self._base_values(requests[i]) for i in idx],
+                    [images[i] for i in idx],
+                    self.evidence_settings,
+                )
+                first.update(zip(idx, out))
+        evidence = {i: " ".join(s.output.split()) for i, s in first.items()}
         second: dict[int, StageRecord] = {}
-        for mode, idx in _split_by_mode(requests).items():
-            if not idx:
-                continue
-            values = [dict(self._base_values(requests[i]), evidence=evidence[i]) for i in idx]
-            out = self._call(
-                "answer", f"reason/evidence_answer_{mode}", values, [images[i] for i in idx],
-                self.settings,
-            )
-            second.update(zip(idx, out))
+        for mode, idx in groups.items():
+            if idx:
+                out = self._call(
+                    "answer",
+                    f"reason/evidence_answer_{mode}",
+                    [dict(self._base_values(requests[i]), evidence=evidence[i]) for i in idx],
+                    [images[i] for i in idx],
+                    self.settings,
+                )
+                second.update(zip(idx, out))
         return [
             self._result(r, [first[i], second[i]], evidence[i]) for i, r in enumerate(requests)
         ]
