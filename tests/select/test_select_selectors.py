@@ -21,7 +21,7 @@ from videoespresso.select import (
     save_selections,
     uniform_indices,
 )
-from videoespresso.video import VideoReader
+from videoespresso.video import FrameOutOfRangeError, VideoReader
 from videoespresso.video.synth import make_test_video
 
 FPS = 10.0
@@ -140,7 +140,7 @@ def test_captions_must_match_candidates(clip, refs):
     selector = CaptionLLMSelector(ScriptedChat([]), candidates=4)
     with pytest.raises(SelectionError, match="3 captions given for 4 candidate frames"):
         selector.select(clip, "q", captions=["a", "b", "c"])
-    with pytest.raises(SelectionError, match="out of range"):
+    with pytest.raises(FrameOutOfRangeError, match="frame index 600 is out of range"):
         selector.select(clip, "q", candidates=[FrameRef(index=600, seconds=60.0)], captions=["a"])
 
 
@@ -238,3 +238,15 @@ def test_load_selector_from_config():
     assert caption.params["max_frames"] == cfg.select.max_frames
     with pytest.raises(ConfigError, match="unknown selector"):
         load_selector("random", cfg)
+
+
+def test_embedding_selector_captions_with_the_tiny_vlm(clip, refs, tiny_vlm, minilm):
+    selector = EmbeddingSelector(minilm, tiny_vlm, k=2, candidates=4, min_gap_s=0.0, image_size=64,
+                                 settings=GenerationSettings(max_new_tokens=6))
+    wrong_times = [FrameRef(index=r.index, seconds=99.0) for r in refs[10:14]]
+    selection = selector.select(clip, "What moves?", candidates=wrong_times)
+    assert_valid(selection, refs)  # times come from the video, not from the caller's refs
+    assert len(selection.frames) == 2 and {f.index for f in selection.frames} <= set(range(10, 14))
+    assert selection.params["captioner"] == "tiny:qwen2-vl"
+    assert selection.params["caption_prompt"] == "select/caption@v1"
+    assert all(-1.0 <= s <= 1.0 for s in selection.scores)

@@ -117,14 +117,8 @@ class CandidateMixin:
     ) -> list[FrameRef]:
         if candidates is None:
             return reader.refs(uniform_indices(reader.num_frames, self.num_candidates))
-        refs = sorted(candidates, key=lambda r: r.index)
-        for ref in refs:
-            if ref.index >= reader.num_frames:
-                raise SelectionError(
-                    f"video {reader.path}: candidate frame {ref.index} is out of range "
-                    f"(the video has {reader.num_frames} frames)"
-                )
-        return list(refs)
+        # Times come from the video's own frame table, whatever the caller's refs say.
+        return reader.refs(sorted({r.index for r in candidates}))
 
     def candidate_images(self, reader: "VideoReader", refs: Sequence[FrameRef]) -> list["Image"]:
         frames = reader.get_frames_at([r.index for r in refs], size=self.image_size)
