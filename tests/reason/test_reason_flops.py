@@ -119,3 +119,36 @@ def test_decoder_attention_is_counted_causally():
     s = 100
     quadratic = counter.prefill_flops(2 * s) - 2 * counter.prefill_flops(s)
     assert quadratic == layers * 4 * heads * head_dim * s * s
+
+
+@pytest.mark.parametrize("name", ["llava-1.5-7b", "internvl2-8b"])
+def test_split_meta_count_equals_a_whole_forward_on_cpu(name):
+    """The meta-device count (vision path + decoder over embeddings) equals the counted FLOPs of
+    one real forward of the whole model (image tokens + text, fused CPU attention) for a shrunk
+    copy of the family."""
+    from dataclasses import replace
+
+    import torch
+    import transformers as tf
+
+    from videoespresso.reason.flops import FamilyCounter, _config, count_flops
+
+    family = get_family(name)
+    small = replace(
+        family,
+        text=dict(family.text, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, vocab_size=1000),
+        vision=dict(family.vision, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=2),
+    )
+    counter = FamilyCounter(small)
+    config = _config(small, counter.image_size)
+    config.image_token_id = 999
+    cls = {"llava": tf.LlavaForConditionalGeneration, "internvl": tf.InternVLForConditionalGeneration}
+    torch.manual_seed(0)
+    model = cls[small.builder](config).eval()
+    n = counter.tokens_per_frame
+    ids = torch.cat([torch.full((1, n), 999), torch.randint(0, 900, (1, 8))], dim=1)
+    pixels = torch.randn(1, 3, counter.image_size, counter.image_size)
+    whole = count_flops(lambda: model(input_ids=ids, pixel_values=pixels))
+    assert whole == counter.vision_flops(1) + counter.prefill_flops(n + 8)

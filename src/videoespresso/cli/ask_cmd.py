@@ -36,6 +36,8 @@ def ask_command(
 
     Example: videoespresso ask clip.mp4 "What does the man pick up?" -o "a cup" -o "a knife" -o "a phone" -o "a bag" --show sheet.png
     """
+    from rich.text import Text
+
     from ..models import load_model
     from ..reason import load_frames, make_reasoner
     from ..select import contact_sheet, load_selector
@@ -54,7 +56,7 @@ def ask_command(
     chooser = load_selector(selector, cfg, **overrides)
     selection = chooser.select(video, question, options=options or None)
     if selection.fallback:
-        err_console.print(f"[yellow]selector fallback:[/] {selection.fallback}", highlight=False)
+        err_console.print(Text.assemble(("selector fallback: ", "yellow"), selection.fallback))
     chosen = load_frames(video, selection, size=cfg.sampling.max_side)
     model = load_model(cfg.models.reasoner, kind="vlm", **cfg.model_options(cfg.models.reasoner))
     answerer = make_reasoner(
@@ -64,8 +66,8 @@ def ask_command(
     times = ", ".join(f"{f.seconds:.1f} s (#{f.index})" for f in selection.frames)
     console.print(f"[bold]frames[/] ({selection.selector}): {times}", highlight=False)
     if result.evidence is not None:
-        console.print(f"[bold]evidence:[/] {result.evidence}", highlight=False, markup=False)
-    console.print(f"[bold]answer:[/] {result.answer}", highlight=False)
+        console.print(Text.assemble(("evidence: ", "bold"), result.evidence))
+    console.print(Text.assemble(("answer: ", "bold"), result.answer))
     tokens = ", ".join(
         f"{s.stage} {s.prompt_tokens}+{s.completion_tokens}"
         + (f" ({s.flops / 1e9:.2f} GFLOPs)" if s.flops is not None else "")

@@ -148,14 +148,61 @@ def _to_meta(_module: Any, args: tuple) -> tuple:
     return tuple(a.to("meta") if isinstance(a, torch.Tensor) else a for a in args)
 
 
+def _attention_flops(q: Any, k: Any, v: Any, is_causal: bool) -> int:
+    """Scores (q k^T) and weighted sum (p v) of one SDPA call, over the pairs it computes:
+    all of them, or with ``is_causal`` the top-left-aligned lower triangle PyTorch masks to."""
+    b, heads, sq, d = q
+    sk, dv = k[-2], v[-1]
+    if not is_causal:
+        pairs = sq * sk
+    elif sk >= sq:
+        pairs = sq * (sq + 1) // 2
+    else:
+        pairs = sk * (sk + 1) // 2 + (sq - sk) * sk
+    return 2 * b * heads * pairs * (d + dv)
+
+
+def _sdpa_formula(causal_at: int) -> Callable[..., int]:
+    def formula(q: Any, k: Any, v: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+        causal = kwargs.get("is_causal", args[causal_at] if len(args) > causal_at else False)
+        return _attention_flops(q, k, v, bool(causal))
+
+    return formula
+
+
+@lru_cache(maxsize=1)
+def _attention_mapping() -> dict[Any, Any]:
+    """Formulas for the fused SDPA kernels: torch's counter knows no formula for the CPU kernel
+    (it would count attention as zero) and prices the GPU kernels' full square even when causal.
+    ``causal_at`` is the position of ``is_causal`` among the arguments after q, k, v."""
+    import torch
+
+    aten = torch.ops.aten
+    mapping = {aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_formula(1)}
+    for name, causal_at in (
+        ("_scaled_dot_product_flash_attention", 1),
+        ("_scaled_dot_product_efficient_attention", 3),
+        ("_scaled_dot_product_cudnn_attention", 3),
+    ):
+        if hasattr(aten, name):
+            mapping[getattr(aten, name)] = _sdpa_formula(causal_at)
+    return mapping
+
+
 def count_flops(fn: Callable[[], Any]) -> int:
-    """FLOPs of everything ``fn`` runs in torch (multiply-add = 2)."""
+    """FLOPs of everything ``fn`` runs in torch (multiply-add = 2), fused attention included
+    (causal attention counted over the pairs it computes)."""
+    return sum(count_flops_by_op(fn).values())
+
+
+def count_flops_by_op(fn: Callable[[], Any]) -> dict[str, int]:
+    """FLOPs of everything ``fn`` runs, by aten operator."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_attention_mapping()) as c:
         fn()
-    return int(counter.get_total_flops())
+    return {str(op): int(n) for op, n in c.get_flop_counts()["Global"].items()}
 
 
 # --------------------------------------------------------------------------- counting
@@ -292,7 +339,6 @@ def _vision_count(family: ModelFamily, model: Any, image_size: int) -> tuple[int
 def _prefill_count(family: ModelFamily, model: Any, hidden: int, tokens: int) -> int:
     """Decoder + LM head FLOPs over ``tokens`` input embeddings, attention counted causally."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     embeds = torch.zeros(1, tokens, hidden, device="meta")
     kwargs: dict[str, Any] = {}
@@ -304,10 +350,11 @@ def _prefill_count(family: ModelFamily, model: Any, hidden: int, tokens: int) ->
             positions = torch.arange(tokens, device="meta").view(1, 1, -1).expand(3, 1, tokens)
             kwargs["position_ids"] = positions
 
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    def run() -> None:
         hidden_states = decoder(inputs_embeds=embeds, **kwargs).last_hidden_state
         model.lm_head(hidden_states)
-    by_op = {str(op): int(n) for op, n in counter.get_flop_counts()["Global"].items()}
+
+    by_op = count_flops_by_op(run)
     # On the meta device SDPA decomposes into batched matmuls (aten.bmm): in a decoder these are
     # the attention scores and the weighted sum (the projections are aten.mm/addmm). The counter
     # prices the full tokens x tokens square; a causal decoder computes only the lower triangle,
