@@ -250,3 +250,7 @@ def test_embedding_selector_captions_with_the_tiny_vlm(clip, refs, tiny_vlm, min
     assert selection.params["captioner"] == "tiny:qwen2-vl"
     assert selection.params["caption_prompt"] == "select/caption@v1"
     assert all(-1.0 <= s <= 1.0 for s in selection.scores)
+    calls = tiny_vlm.calls
+    again = selector.select(clip, "What stays still?", candidates=refs[10:14])
+    assert tiny_vlm.calls == calls  # a video's frames are captioned once per selector
+    assert len(again.frames) == 2

@@ -124,6 +124,23 @@ class CandidateMixin:
         frames = reader.get_frames_at([r.index for r in refs], size=self.image_size)
         return [f.image for f in frames]
 
+    def candidate_captions(
+        self, reader: "VideoReader", refs: Sequence[FrameRef], captioner: Any, settings: Any
+    ) -> tuple[list[str], dict[str, Any]]:
+        """Captions of the candidates and the caption prompt's id. Each frame of a video is
+        captioned once per selector: the benchmark asks several questions about one video."""
+        from ..prompts import load_prompt
+
+        cache: dict[tuple[str, int], str] = self.__dict__.setdefault("_captions", {})
+        video = str(reader.path)
+        missing = [r for r in refs if (video, r.index) not in cache]
+        if missing:
+            texts = caption_frames(captioner, self.candidate_images(reader, missing), settings)
+            cache.update(((video, r.index), t) for r, t in zip(missing, texts))
+        prompt = load_prompt(CAPTION_PROMPT)
+        info = {"caption_prompt": f"{prompt.name}@v{prompt.version}"}
+        return [cache[(video, r.index)] for r in refs], info
+
 
 def check_captions(
     video: "str | os.PathLike[str]", refs: Sequence[FrameRef], captions: list[str] | None
@@ -135,16 +152,14 @@ def check_captions(
         )
 
 
-def caption_frames(
-    vlm: Any, images: Sequence["Image"], settings: Any = None
-) -> tuple[list[str], dict[str, Any]]:
-    """One short caption per image with a small VLM (one batched call); returns the captions
-    and the prompt's name and version for the selection's parameters."""
+CAPTION_PROMPT = "select/caption"
+
+
+def caption_frames(vlm: Any, images: Sequence["Image"], settings: Any = None) -> list[str]:
+    """One short caption per image with a small VLM (one batched call)."""
     from ..models.protocols import user
     from ..prompts import load_prompt
 
-    prompt = load_prompt("select/caption")
-    text = prompt.render()
+    text = load_prompt(CAPTION_PROMPT).render()
     replies = vlm.generate([[user(text, [image])] for image in images], settings=settings)
-    captions = [" ".join(r.text.split()) for r in replies]
-    return captions, {"caption_prompt": f"{prompt.name}@v{prompt.version}"}
+    return [" ".join(r.text.split()) for r in replies]

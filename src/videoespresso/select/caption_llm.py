@@ -29,7 +29,7 @@ from ..schema import Caption, FrameRef, GenerationSettings, Selection
 from .base import (
     CandidateMixin,
     FrameSelector,
-    caption_frames,
+    SelectionError,
     caption_texts,
     check_captions,
     open_reader,
@@ -211,10 +211,8 @@ class CaptionLLMSelector(CandidateMixin, FrameSelector):
             check_captions(video, refs, texts)
             if texts is None:
                 if self.captioner is None:
-                    raise ValueError("caption-llm selector: no captions given and no captioner set")
-                texts, extra = caption_frames(
-                    self.captioner, self.candidate_images(reader, refs), self.caption_settings
-                )
+                    raise SelectionError("caption-llm selector: no captions given and no captioner set")
+                texts, extra = self.candidate_captions(reader, refs, self.captioner, self.caption_settings)
         prompt = self.render_prompt(question, options, refs, texts)
         try:
             reply = self.llm.generate(

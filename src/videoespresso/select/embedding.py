@@ -11,7 +11,7 @@ from ..schema import Caption, FrameRef, GenerationSettings, Selection
 from .base import (
     CandidateMixin,
     FrameSelector,
-    caption_frames,
+    SelectionError,
     caption_texts,
     check_captions,
     open_reader,
@@ -82,10 +82,8 @@ class EmbeddingSelector(CandidateMixin, FrameSelector):
             check_captions(video, refs, texts)
             if texts is None:
                 if self.captioner is None:
-                    raise ValueError("embedding selector: no captions given and no captioner set")
-                texts, extra = caption_frames(
-                    self.captioner, self.candidate_images(reader, refs), self.settings
-                )
+                    raise SelectionError("embedding selector: no captions given and no captioner set")
+                texts, extra = self.candidate_captions(reader, refs, self.captioner, self.settings)
         vectors = np.asarray(self.embedder.embed([question, *texts]), dtype=np.float32)
         similarity = vectors[1:] @ vectors[0]
         picked = pick_with_gap(refs, similarity.tolist(), self.k, self.min_gap_s)

@@ -23,7 +23,6 @@ from .base import (
     CandidateMixin,
     FrameSelector,
     SelectionError,
-    caption_frames,
     caption_texts,
     check_captions,
     open_reader,
@@ -124,9 +123,7 @@ class OracleSelector(CandidateMixin, FrameSelector):
                     raise SelectionError(
                         "oracle selector: no candidate captions given and no captioner set"
                     )
-                texts, more = caption_frames(
-                    self.captioner, self.candidate_images(reader, refs), self.settings
-                )
+                texts, more = self.candidate_captions(reader, refs, self.captioner, self.settings)
                 extra.update(more)
         vectors = np.asarray(self.embedder.embed([*core, *texts]), dtype=np.float32)
         similarity = vectors[: len(core)] @ vectors[len(core):].T
