@@ -254,3 +254,24 @@ def test_embedding_selector_captions_with_the_tiny_vlm(clip, refs, tiny_vlm, min
     again = selector.select(clip, "What stays still?", candidates=refs[10:14])
     assert tiny_vlm.calls == calls  # a video's frames are captioned once per selector
     assert len(again.frames) == 2
+
+
+def test_select_command_over_a_bench_file(tmp_path, clip, capsys):
+    from videoespresso.cli import main
+
+    items = [
+        {"video_path": clip.name, "question": f"What happens {i}?", "options": ["(A): a", "(B): b", "(C): c", "(D): d"],
+         "correct_answer": "(A)", "task": "Causal Inference"}
+        for i in range(2)
+    ]
+    items.append(dict(items[0], video_path="missing.mp4", question="Lost?"))
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps(items))
+    out = tmp_path / "sel.json"
+    main(["select", "--bench", str(bench), "--video-root", str(clip.parent), "--selector", "uniform",
+          "--frames", "4", "--out", str(out)])
+    assert "2 selected (4.00 frames on average), 1 failed" in " ".join(capsys.readouterr().out.split())
+    selections = load_selections(out)
+    assert set(selections) == {"0", "1"}
+    assert [f.index for f in selections["1"].frames] == uniform_indices(60, 4)
+    assert "missing.mp4" in json.loads(out.read_text())["failures"]["2"]

@@ -4,7 +4,10 @@ frameworks can reuse a selector's choices without running it again.
 File shape (``version`` lets the format evolve)::
 
     {"format": "videoespresso.selections", "version": 1,
-     "selections": {"<question id>": {<Selection fields>}, ...}}
+     "selections": {"<question id>": {<Selection fields>}, ...},
+     "failures": {"<question id>": "<reason>", ...}}
+
+``failures`` (optional) records questions a batch run could not select frames for.
 """
 
 from __future__ import annotations
@@ -23,15 +26,21 @@ FORMAT = "videoespresso.selections"
 VERSION = 1
 
 
-def save_selections(path: "str | os.PathLike[str]", selections: Mapping[str, Selection]) -> Path:
+def save_selections(
+    path: "str | os.PathLike[str]",
+    selections: Mapping[str, Selection],
+    failures: Mapping[str, str] | None = None,
+) -> Path:
     """Write ``selections`` (question id -> Selection) atomically: temp file, then rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {
+    body: dict[str, object] = {
         "format": FORMAT,
         "version": VERSION,
         "selections": {str(k): v.model_dump(mode="json") for k, v in selections.items()},
     }
+    if failures:
+        body["failures"] = {str(k): str(v) for k, v in failures.items()}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(body, indent=1, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, path)
