@@ -162,7 +162,7 @@ def _query_table(query: Any) -> None:
     for column in ("stage", "family", "calls", "frames", "prompt tok", "new tok", "TFLOPs"):
         table.add_column(column, justify="left" if column in ("stage", "family") else "right")
     for s in query.stages:
-        table.add_row(s.stage, s.family, str(s.calls), str(s.frames), str(s.prompt_tokens),
+        table.add_row(s.stage, s.family, str(s.calls), f"{s.frames:g}", str(s.prompt_tokens),
                       str(s.new_tokens), f"{s.flops / 1e12:.3f}")
     console.print(table)
     console.print(

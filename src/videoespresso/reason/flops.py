@@ -412,7 +412,8 @@ class StageCost:
     stage: str
     family: str
     calls: int
-    frames: int
+    #: Frames shown over all calls (fractional for an average count such as 2.36).
+    frames: float
     prompt_tokens: int
     new_tokens: int
     vision_flops: int
@@ -493,7 +494,7 @@ def _generation_stage(
         stage=stage,
         family=counter.family.name,
         calls=calls,
-        frames=round(frames * calls),
+        frames=frames * calls,
         prompt_tokens=prompt * calls,
         new_tokens=new_tokens * calls,
         vision_flops=vision * calls,
