@@ -275,3 +275,20 @@ def test_select_command_over_a_bench_file(tmp_path, clip, capsys):
     assert set(selections) == {"0", "1"}
     assert [f.index for f in selections["1"].frames] == uniform_indices(60, 4)
     assert "missing.mp4" in json.loads(out.read_text())["failures"]["2"]
+
+
+def test_select_command_oracle_by_file_names(tmp_path, clip, capsys):
+    from videoespresso.cli import main
+
+    item = {"video_path": clip.name, "question": "Why?", "options": ["(A): a", "(B): b", "(C): c", "(D): d"],
+            "correct_answer": "(A)", "task": "Causal Inference", "core_frames_paths": ["f/10.jpg", "f/35.jpg"]}
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps([item]))
+    out = tmp_path / "oracle.json"
+    main(["select", "--bench", str(bench), "--video-root", str(clip.parent), "--selector", "oracle",
+          "--frame-fps", "10", "--out", str(out)])
+    assert [f.index for f in load_selections(out)["0"].frames] == [10, 35]
+    with pytest.raises(SystemExit) as exc:
+        main(["select", "--bench", str(bench), "--video-root", str(clip.parent), "--selector", "uniform",
+              "--frame-fps", "10", "--out", str(out)])
+    assert exc.value.code == 2

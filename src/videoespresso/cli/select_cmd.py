@@ -21,6 +21,10 @@ def select_command(
     frames: Optional[int] = typer.Option(
         None, "--frames", "-k", min=1, help="uniform: frames to use; other selectors: most frames to keep."
     ),
+    frame_fps: Optional[float] = typer.Option(
+        None, "--frame-fps", min=0.001,
+        help="oracle: the fps the core-frame file names (480.jpg) count in; default: match captions.",
+    ),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N items."),
     profile: Optional[str] = ProfileOption,
     config: Optional[Path] = ConfigOption,
@@ -42,10 +46,14 @@ def select_command(
         raise ConfigError(f"--video-root {video_root} is not a folder")
     cfg = effective_config(profile, config, dump_config)
     items = read_bench(bench)[:limit]
-    overrides = {}
+    overrides: dict[str, object] = {}
     if frames is not None:
         key = {"uniform": "frames", "embedding": "k"}.get(selector, "max_frames")
         overrides = {key: frames}
+    if frame_fps is not None:
+        if selector != "oracle":
+            raise ConfigError("--frame-fps applies to the oracle selector only")
+        overrides["frame_fps"] = frame_fps
     chooser = load_selector(selector, cfg, items=items, **overrides)
     selections, failures = {}, {}
     for item in items:
