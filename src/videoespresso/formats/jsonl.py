@@ -1,0 +1,58 @@
+"""JSON / JSONL helpers: tolerant line reading, durable appends, atomic whole-file writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any | None, str | None]]:
+    """Yield ``(line_number, object, None)`` or ``(line_number, None, error)`` per non-empty line.
+
+    A malformed line (for example the half-written last line of a killed run) is reported, not
+    raised, so the caller can go on with the rest.
+    """
+    with open(path, "r", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line), None
+            except json.JSONDecodeError as exc:
+                yield number, None, f"line {number}: not valid JSON ({exc.msg})"
+
+
+def append_jsonl(path: str | Path, obj: Any) -> None:
+    """Append one JSON line and make it durable (flush + fsync) before returning."""
+    data = json.dumps(obj, ensure_ascii=False) + "\n"
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 2) -> None:
+    """Write JSON to a temp file in the same folder, then rename: never a half-written file."""
+    _atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
+
+
+def write_jsonl_atomic(path: str | Path, objs: Iterable[Any]) -> None:
+    _atomic_write_text(path, "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objs))
