@@ -160,3 +160,67 @@ def test_official_format_file_scores_without_benchmark(tmp_path: Path) -> None:
     assert (role.n, role.correct, role.unparsed) == (6, 3, 2)
     assert report.score.rule_counts["option_text"] == 1
     assert report.score.rule_counts["none:missing"] == 1
+
+
+def _bench_file(tmp_path: Path, n: int = 5) -> Path:
+    from videoespresso.formats.bench import write_bench
+    from videoespresso.schema import BenchItem
+
+    items = [
+        BenchItem(
+            id=str(i),
+            video_path=f"v{i}.mp4",
+            question=f"q{i}",
+            options=["one", "two", "three", "four"],
+            raw_options=["(A): one", "(B): two", "(C): three", "(D): four"],
+            correct_answer="C",
+            task="Traffic Analysis",
+        )
+        for i in range(n)
+    ]
+    path = tmp_path / "bench.json"
+    write_bench(items, path)
+    return path
+
+
+def test_bad_prediction_file_reports_each_problem_and_scores_the_rest(tmp_path: Path) -> None:
+    bench = _bench_file(tmp_path)
+    lines = [
+        json.dumps({"id": "0", "task": "Traffic Analysis", "output": "C"}),
+        json.dumps({"id": "1", "task": "Traffic Analysis", "output": "three"}),
+        '{"id": "2", "task": "Traffic Analysis", "output": "C"',  # truncated by a crash
+        json.dumps({"id": "1", "task": "Traffic Analysis", "output": "A"}),  # duplicate
+        json.dumps({"id": "99", "task": "Traffic Analysis", "output": "C"}),  # not in the benchmark
+        json.dumps({"task": "Traffic Analysis", "output": "C"}),  # no id
+        json.dumps({"id": "3", "task": "Traffic Analysis"}),  # no output
+    ]
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = score_file(preds, bench)
+    assert report.problem_counts == {
+        "malformed_json": 1,
+        "duplicate_id": 1,
+        "unknown_id": 1,
+        "missing_id": 1,
+        "invalid_record": 1,
+        "missing_prediction": 2,
+    }
+    by_kind = {p.kind: p for p in report.problems}
+    assert by_kind["malformed_json"].line == 3
+    assert by_kind["duplicate_id"].id == "1" and "first was kept" in by_kind["duplicate_id"].message
+    assert by_kind["unknown_id"].id == "99"
+    assert {p.id for p in report.problems if p.kind == "missing_prediction"} == {"2", "4"}
+    # ids 0 and 1 were scored: both right (the second by option text, read with the benchmark's options)
+    assert (report.score.n, report.score.per_task[0].correct) == (2, 2)
+
+
+def test_jsonl_without_benchmark_needs_task_and_answer(tmp_path: Path) -> None:
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text(
+        json.dumps({"id": "a", "task": "Traffic Analysis", "output": "B", "correct_answer": "B"}) + "\n"
+        + json.dumps({"id": "b", "task": "Traffic Analysis", "output": "B"}) + "\n",
+        encoding="utf-8",
+    )
+    report = score_file(preds)
+    assert report.score.n == 1
+    assert report.problems[0].kind == "invalid_record" and "correct_answer" in report.problems[0].message

@@ -76,7 +76,6 @@ class PredictionRecord:
 # --------------------------------------------------------------------------- reading
 
 _CORRECT_RE = re.compile(r"^\s*\(?\s*([A-D])\s*\)?")
-_OPTION_PREFIX_RE = re.compile(r"^\s*\(?[A-D]\)?\s*[:.]\s*")
 
 
 def correct_letter(value: Any) -> str | None:
@@ -87,10 +86,18 @@ def correct_letter(value: Any) -> str | None:
     return match.group(1) if match else None
 
 
-def _clean_options(options: Any) -> list[str] | None:
+def _option_list(options: Any) -> list[str] | None:
     if not isinstance(options, list) or len(options) != 4 or not all(isinstance(o, str) for o in options):
         return None
-    return [_OPTION_PREFIX_RE.sub("", o, count=1).strip() for o in options]
+    return list(options)
+
+
+def _clean_options(options: Any) -> list[str] | None:
+    """Official-format ``"(A): text"`` options -> their texts."""
+    from ..formats.bench import option_text
+
+    listed = _option_list(options)
+    return None if listed is None else [option_text(o) for o in listed]
 
 
 def read_predictions(path: str | Path) -> tuple[list[PredictionRecord], list[Problem]]:
@@ -167,7 +174,7 @@ def _read_jsonl(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
                 task=obj.get("task") if isinstance(obj.get("task"), str) else None,
                 video=obj.get("video_path") if isinstance(obj.get("video_path"), str) else None,
                 correct=correct_letter(obj.get("correct_answer")),
-                options=_clean_options(extra.get("options")),
+                options=_option_list(extra.get("options")),
                 letter=letter if letter in LETTERS else None,
                 rule=obj.get("rule") or "",
                 line=line_no,
@@ -270,8 +277,10 @@ def score_records(
             examples.append({"id": rec.id, "task": task, "rule": result.rule, "output": text[:500]})
 
     if by_id is not None:
+        # An item whose record was reported as invalid is not reported a second time as missing.
+        reported = seen | {p.id for p in found if p.id is not None}
         for item_id in by_id:
-            if item_id not in seen:
+            if item_id not in reported:
                 found.append(Problem(kind="missing_prediction", id=item_id, message=f"item {item_id}: no prediction"))
 
     score = compute_score(tasks, videos, np.asarray(correct, dtype=bool), np.asarray(parsed, dtype=bool), rules)
