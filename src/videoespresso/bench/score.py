@@ -139,6 +139,7 @@ def _read_official(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
                 video=item.get("video_path") if isinstance(item.get("video_path"), str) else None,
                 correct=correct_letter(item.get("correct_answer")),
                 options=_clean_options(item.get("options")),
+                extra={k: item[k] for k in ("question", "answer", "evidence") if isinstance(item.get(k), str)},
             )
         )
     return records, problems
