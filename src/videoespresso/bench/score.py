@@ -213,6 +213,7 @@ def score_records(
     mode: Mode = "default",
     embedder: "TextEmbedder | None" = None,
     judge: "ChatModel | None" = None,
+    embedding_margin: float = 0.0,
     problems: Sequence[Problem] = (),
     name: str = "",
     source: str | None = None,
@@ -264,7 +265,9 @@ def score_records(
             key = (rec.output, tuple(options) if options else None)
             result = memo.get(key)  # type: ignore[arg-type]
             if result is None:
-                result = extract_answer(rec.output, options, embedder=embedder, judge=judge)
+                result = extract_answer(
+                    rec.output, options, embedder=embedder, embedding_margin=embedding_margin, judge=judge
+                )
                 memo[key] = result
 
         ids.append(rec.id)
