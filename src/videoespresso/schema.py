@@ -102,6 +102,8 @@ class Generation(Record):
     cached: bool = False
     #: The validated JSON object when the call carried a schema.
     parsed: Any = None
+    #: Why ``parsed`` is None although a schema was asked for (the reply did not validate).
+    error: str | None = None
 
 
 # --------------------------------------------------------------------------- video

@@ -1,0 +1,52 @@
+"""``videoespresso serve``: an OpenAI-compatible HTTP server for one model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+from ._common import err_console
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command("serve")
+def serve_command(
+    model: str = typer.Option(..., "--model", "-m", help="Spec of a chat or vision-language model, e.g. tiny:qwen2-vl."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(8000, "--port", help="TCP port (0 = any free port)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model name clients send; defaults to the spec."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="SQLite response cache for deterministic requests."),
+    max_batch: int = typer.Option(8, "--max-batch", min=1, help="Concurrent requests batched into one call."),
+) -> None:
+    """Serve a model through the OpenAI chat-completions API (/v1/chat/completions, /v1/models).
+
+    Example: videoespresso serve --model tiny:qwen2-vl --port 8000 --name qwen2-vl
+    """
+    from ..models.registry import load_model
+    from ..serve.openai_server import bind_socket, run_server
+
+    # Bind first: a taken port fails at once instead of after seconds of model loading, and
+    # clients that connect early wait in the backlog.
+    sock = bind_socket(host, port)
+    try:
+        backend = load_model(model, cache=cache)
+        if not hasattr(backend, "generate"):
+            from ..errors import SpecError
+
+            raise SpecError(f"{model}: not a chat or vision-language model, so it cannot be served")
+    except BaseException:
+        sock.close()
+        raise
+    served = name or model
+    if host not in _LOOPBACK:
+        err_console.print(
+            f"[yellow]warning:[/] listening on {host}, beyond this machine; the server has no authentication"
+        )
+    bound_port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    err_console.print(f"serving {model} as {served!r} at http://{shown}:{bound_port}/v1 (Ctrl-C stops)")
+    run_server(backend, name=served, sock=sock, max_batch=max_batch)
