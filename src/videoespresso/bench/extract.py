@@ -32,6 +32,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from ..schema import LETTERS
@@ -90,21 +91,28 @@ _MARKDOWN_RE = re.compile(r"[*_`]+")
 
 def _strip_reasoning(text: str) -> tuple[str, bool]:
     """Remove reasoning blocks; the flag says an unclosed block swallowed the rest of the reply."""
-    text = _CLOSED_BLOCK_RE.sub(" ", text)
     truncated = False
-    opened = _OPEN_BLOCK_RE.search(text)
-    if opened:
-        # An opening tag with no closing tag: the model ran out of tokens while reasoning.
-        text = text[: opened.start()]
-        truncated = True
-    text = _INLINE_TAGS_RE.sub(" ", text)
-    text = _EVIDENCE_SECTION_RE.sub(" ", text)
+    if "<" in text:
+        text = _CLOSED_BLOCK_RE.sub(" ", text)
+        opened = _OPEN_BLOCK_RE.search(text)
+        if opened:
+            # An opening tag with no closing tag: the model ran out of tokens while reasoning.
+            text = text[: opened.start()]
+            truncated = True
+        text = _INLINE_TAGS_RE.sub(" ", text)
+    if ":" in text or "：" in text:
+        text = _EVIDENCE_SECTION_RE.sub(" ", text)
     return text, truncated
 
 
 def _normalise(text: str) -> str:
     # NFKC folds full-width letters and brackets ("（Ｂ）") into ASCII.
     return unicodedata.normalize("NFKC", text)
+
+
+@lru_cache(maxsize=8192)
+def _plain_option(text: str) -> str:
+    return _plain(text)
 
 
 def _plain(text: str) -> str:
@@ -122,19 +130,24 @@ _CLOSE = r"[\)\]\}>]?"
 # What may follow a letter for it to count as a standalone letter (not the start of a word).
 _AFTER = r"(?=$|[\s.,:;!?)\]}>\-\"'，。：；）])"
 
+# Every alternative starts with a keyword (no optional lead-in), which keeps the search linear.
 _ANSWER_IS_RE = re.compile(
     r"(?:"
-    r"(?:correct|final|best|right)?\s*(?:answer|option|choice)s?\s*(?:is|would\s+be|should\s+be|will\s+be|=|:|：|-)"
-    r"|(?:i\s+(?:would\s+)?(?:choose|select|pick|go\s+with)|i\s*'?\s*ll\s+(?:choose|select|pick|go\s+with))"
-    r"|(?:answer|option|choice)\s+(?=[\(\[]?[A-D][\)\]]?\s*(?:is\s+(?:correct|right)|$|[.\n]))"
-    r"|(?:答案|正确答案|正确选项|选项)\s*(?:是|为|应该是|應該是|:|：)?|选择?|選擇?"
-    r"|(?:la\s+)?respuesta\s+(?:correcta\s+)?es|(?:la\s+)?r[ée]ponse\s+(?:correcte\s+)?est"
-    r"|(?:die\s+)?(?:richtige\s+)?antwort\s+(?:ist|lautet)"
-    r"|(?:a\s+)?resposta\s+(?:correta\s+)?[ée]"
-    r")\s*(?:option|choice|letter|opción|opcion|option)?\s*" + _OPEN + r"\s*" + _L + r"\s*" + _CLOSE + _AFTER
+    r"(?:answer|option|choice)s?\s*(?:is|would\s+be|should\s+be|will\s+be|=|:|：|-)"
+    r"|i\s+(?:would\s+)?(?:choose|select|pick|go\s+with)|i\s*'?\s*ll\s+(?:choose|select|pick|go\s+with)"
+    r"|(?:answer|option|choice)\s+(?=[\(\[]?(?-i:[A-D])[\)\]]?\s*(?:is\s+(?:correct|right)|$|[.\n]))"
+    r"|(?:答案|选项)\s*(?:是|为|应该是|應該是|:|：)?|选择?|選擇?"
+    r"|respuesta\s+(?:correcta\s+)?es|r[ée]ponse\s+(?:correcte\s+)?est"
+    r"|antwort\s+(?:ist|lautet)"
+    r"|resposta\s+(?:correta\s+)?[ée]"
+    r")\s*(?:option|choice|letter|opción|opcion)?\s*" + _OPEN + r"\s*" + _L + r"\s*" + _CLOSE + _AFTER
     # "the answer is A or B" states no single answer.
     + r"(?!\s*(?:or|and|/|,|or\s+maybe)\s*[\(\[]?(?-i:[A-D])(?![A-Za-z]))",
     re.I,
+)
+# Cheap test first: most replies ("B", "(C)") contain no keyword at all.
+_STATEMENT_HINT_RE = re.compile(
+    "answer|option|choice|choose|select|pick|go with|答案|选|選|respuesta|réponse|antwort|resposta|'ll"
 )
 _LETTER_IS_CORRECT_RE = re.compile(
     r"(?<![A-Za-z0-9])" + _OPEN + _L + _CLOSE
@@ -190,10 +203,14 @@ def _distinct(letters: list[str]) -> list[str]:
     return sorted(set(letters))
 
 
+def _has_hint(text: str) -> bool:
+    return _STATEMENT_HINT_RE.search(text.lower()) is not None
+
+
 def _answer_statement(text: str, options: Sequence[str] | None) -> str | None:
     found = [
         (m.start(), m.group("letter"))
-        for m in _ANSWER_IS_RE.finditer(text)
+        for m in (_ANSWER_IS_RE.finditer(text) if _has_hint(text) else ())
         if not _article_not_answer(text, m, options)
     ]
     found += [(m.start(), m.group("letter")) for m in _LETTER_IS_CORRECT_RE.finditer(text)]
@@ -206,15 +223,14 @@ def _option_text_match(text: str, options: Sequence[str] | None) -> str | None:
     if not options:
         return None
     reply = _plain(text)
-    plains = [_plain(o) for o in options]
+    plains = [_plain_option(o) for o in options]
     if not reply:
         return None
     exact = [LETTERS[i] for i, p in enumerate(plains) if p and p == reply]
     if len(exact) == 1:
         return exact[0]
-    contained = [
-        LETTERS[i] for i, p in enumerate(plains) if p and re.search(rf"\b{re.escape(p)}\b", reply)
-    ]
+    padded = f" {reply} "
+    contained = [LETTERS[i] for i, p in enumerate(plains) if p and f" {p} " in padded]
     # An option text inside another one ("a dog" in "a dog and a cat") is not evidence for it.
     contained = [
         letter
@@ -302,8 +318,9 @@ def _rules(text: str, options: Sequence[str] | None) -> Extraction:
     if len(standalone) > 1:
         return Extraction(None, "none:ambiguous:" + "".join(standalone))
 
-    end = _END_RE.search(text)
-    if end and not _article_not_answer(text, end, options):
+    # The tail is enough for an end-anchored pattern and keeps the search constant-time.
+    end = _END_RE.search(text[-24:])
+    if end and not _article_not_answer(text[-24:], end, options):
         return Extraction(end.group("letter"), "end")
     if len(parens) == 1:
         return Extraction(parens[0], "paren")

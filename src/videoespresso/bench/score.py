@@ -19,6 +19,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -57,7 +58,7 @@ class ScoreReport(BaseModel):
     unparsed_examples: list[dict[str, Any]] = Field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class PredictionRecord:
     """The fields scoring needs from one prediction, whatever file format it came from."""
 
@@ -78,10 +79,15 @@ class PredictionRecord:
 _CORRECT_RE = re.compile(r"^\s*\(?\s*([A-D])\s*\)?")
 
 
+_PLAIN_LETTERS = {letter: letter for letter in LETTERS} | {f"({letter})": letter for letter in LETTERS}
+
+
 def correct_letter(value: Any) -> str | None:
     """``"(A)"``, ``"A"`` or ``"A: text"`` -> ``"A"``; anything else -> None."""
     if not isinstance(value, str):
         return None
+    if value in _PLAIN_LETTERS:
+        return _PLAIN_LETTERS[value]
     match = _CORRECT_RE.match(value)
     return match.group(1) if match else None
 
@@ -150,6 +156,7 @@ def _read_jsonl(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
 
     records: list[PredictionRecord] = []
     problems: list[Problem] = []
+    option_memo: dict[tuple[Any, ...], list[str]] = {}
     for line_no, obj, error in read_jsonl(path):
         if error is not None or not isinstance(obj, dict):
             problems.append(
@@ -166,18 +173,31 @@ def _read_jsonl(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
                 Problem(kind="invalid_record", id=item_id, line=line_no, message=f"line {line_no}: item {item_id} has no 'output'")
             )
             continue
-        extra = obj.get("extra") if isinstance(obj.get("extra"), dict) else {}
-        letter = obj.get("letter")
+        extra = obj.get("extra")
+        if not isinstance(extra, dict):
+            extra = {}
+        task, video, letter, rule = obj.get("task"), obj.get("video_path"), obj.get("letter"), obj.get("rule")
+        raw_options = extra.get("options")
+        if raw_options is not None:
+            # Every line of a run repeats its item's options; validate each distinct list once.
+            key = tuple(raw_options) if isinstance(raw_options, list) else None
+            options = option_memo.get(key) if key is not None else None
+            if options is None:
+                options = _option_list(raw_options)
+                if key is not None and options is not None:
+                    option_memo[key] = options
+        else:
+            options = None
         records.append(
             PredictionRecord(
                 id=item_id,
                 output=obj["output"],
-                task=obj.get("task") if isinstance(obj.get("task"), str) else None,
-                video=obj.get("video_path") if isinstance(obj.get("video_path"), str) else None,
+                task=task if isinstance(task, str) else None,
+                video=video if isinstance(video, str) else None,
                 correct=correct_letter(obj.get("correct_answer")),
-                options=_option_list(extra.get("options")),
+                options=options,
                 letter=letter if letter in LETTERS else None,
-                rule=obj.get("rule") or "",
+                rule=rule if isinstance(rule, str) else "",
                 line=line_no,
                 extra=extra,
             )
@@ -188,6 +208,7 @@ def _read_jsonl(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
 # --------------------------------------------------------------------------- scoring
 
 
+@lru_cache(maxsize=1024)
 def task_key(name: str) -> str:
     """The canonical (paper) name of a known task; unknown task names are kept as they are."""
     info = find_task(name)
