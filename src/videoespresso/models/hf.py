@@ -1,0 +1,584 @@
+"""transformers backends: one loader that tells a checkpoint's kind apart from its config.
+
+=========================  ===================================  =====================
+config says                backend                              protocol
+=========================  ===================================  =====================
+image-text-to-text model   :class:`HFVisionLanguageModel`       ``VisionLanguageModel``
+causal LM                  :class:`HFChatModel`                 ``ChatModel``
+zero-shot object detector  :class:`HFGroundingDino`             ``PhraseGrounder``
+CLIP / SigLIP              :class:`HFClipScorer`                ``ImageTextScorer``
+=========================  ===================================  =====================
+
+The kind is read from the config (``model_type`` through transformers' own auto-class tables),
+never guessed from the name. Device and dtype are automatic unless given: CUDA when available,
+bfloat16 where the GPU supports it, else CPU float32.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from ..errors import CheckpointNotFoundError, SpecError, UserError
+from ..schema import Box, Detection, Generation, GenerationSettings
+from .protocols import ChatMessage, Conversation, JsonSchema
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from PIL.Image import Image
+
+KINDS = ("vlm", "chat", "grounder", "scorer")
+_DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
+           "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
+_WORD_RE = re.compile(r"[a-z0-9]+")
+_OPTIONS = ("batch_size", "device_map", "attn_implementation", "revision")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _is_local(name: str) -> bool:
+    if Path(name).expanduser().exists():
+        return True
+    return name.startswith(("/", "./", "../", "~", ".\\")) or (len(name) > 1 and name[1] == ":")
+
+
+def _load_config(name: str, spec: str, trust_remote_code: bool, revision: str | None) -> Any:
+    from transformers import AutoConfig
+
+    if _is_local(name):
+        path = Path(name).expanduser()
+        if not path.is_dir():
+            raise CheckpointNotFoundError(f"{spec}: local checkpoint folder {path} does not exist")
+        if not (path / "config.json").is_file():
+            raise CheckpointNotFoundError(f"{spec}: {path} has no config.json (not a transformers checkpoint)")
+        name = str(path)
+    try:
+        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code, revision=revision)
+    except (OSError, ValueError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "trust_remote_code" in str(exc) and not trust_remote_code:
+            reason = "the checkpoint needs custom code; pass trust_remote_code=True if you trust it"
+        hint = "" if _is_local(name) else " (is the hub reachable, and is the repository name right?)"
+        raise CheckpointNotFoundError(f"{spec}: cannot load {name!r}: {reason}{hint}") from None
+
+
+def checkpoint_kind(config: Any) -> str | None:
+    """``vlm``, ``chat``, ``grounder`` or ``scorer`` from a transformers config, or None."""
+    from transformers.models.auto import modeling_auto as ma
+
+    model_type = getattr(config, "model_type", "") or ""
+    architectures = list(getattr(config, "architectures", None) or [])
+    tables = (
+        ("grounder", ma.MODEL_FOR_ZERO_SHOT_OBJECT_DETECTION_MAPPING_NAMES),
+        ("scorer", ma.MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES),
+        ("vlm", ma.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES),
+        ("chat", ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES),
+    )
+    for kind, table in tables:
+        if model_type in table:
+            return kind
+    for arch in architectures:
+        if arch.endswith("ForCausalLM"):
+            return "chat"
+        if arch.endswith("ForConditionalGeneration") and hasattr(config, "vision_config"):
+            return "vlm"
+    return None
+
+
+def _resolve_device(device: str | None) -> str:
+    import torch
+
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _resolve_dtype(dtype: str | None, device: str) -> "torch.dtype":
+    import torch
+
+    if dtype and dtype != "auto":
+        key = _DTYPES.get(str(dtype).lower().replace("torch.", ""))
+        if key is None:
+            raise SpecError(f"unknown dtype {dtype!r}; use one of float32, float16, bfloat16, auto")
+        return getattr(torch, key)
+    if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_hf(
+    name_or_path: str,
+    *,
+    spec: str,
+    kind: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    trust_remote_code: bool = False,
+    **options: Any,
+) -> Any:
+    """Load a transformers checkpoint (local folder or hub repository) as the backend its config calls for.
+
+    ``kind`` (``vlm``/``chat``/``grounder``/``scorer``), when given, must match the checkpoint;
+    an ``embedder`` kind is never an hf checkpoint here (use ``st:``). Options: ``batch_size``
+    (default 8), ``device_map`` (e.g. ``"auto"`` for multi-GPU), ``attn_implementation``,
+    ``revision``.
+    """
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise SpecError(f"{spec}: unknown option(s) {', '.join(unknown)}; accepted: {', '.join(_OPTIONS)}, "
+                        "device, dtype, trust_remote_code")
+    if kind is not None and kind not in KINDS:
+        raise SpecError(f"{spec}: an hf checkpoint is one of {', '.join(KINDS)}, not {kind!r}")
+    config = _load_config(name_or_path, spec, trust_remote_code, options.get("revision"))
+    found = checkpoint_kind(config)
+    model_type = getattr(config, "model_type", "?")
+    if found is None:
+        raise SpecError(
+            f"{spec}: unsupported checkpoint (model_type {model_type!r}); supported: vision-language "
+            "models, causal LMs, GroundingDINO-style detectors, CLIP/SigLIP"
+        )
+    if kind is not None and kind != found:
+        raise SpecError(
+            f"{spec} is a checkpoint of kind {found!r} ({_KIND_WORDS[found]}, model_type {model_type}), "
+            f"not {kind!r} ({_KIND_WORDS[kind]})"
+        )
+    path = str(Path(name_or_path).expanduser()) if _is_local(name_or_path) else name_or_path
+    dev = _resolve_device(device)
+    torch_dtype = _resolve_dtype(dtype, dev)
+    cls = {"vlm": HFVisionLanguageModel, "chat": HFChatModel, "grounder": HFGroundingDino, "scorer": HFClipScorer}[found]
+    return cls(path, spec=spec, config=config, device=dev, dtype=torch_dtype,
+               trust_remote_code=trust_remote_code, **options)
+
+
+_KIND_WORDS = {
+    "vlm": "vision-language model",
+    "chat": "text chat model",
+    "grounder": "phrase grounder",
+    "scorer": "image-text scorer",
+}
+
+
+class _HFBase:
+    """Loading shared by all hf backends: weights onto the device, errors made readable."""
+
+    kind: str = ""
+    _auto_model: str = ""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        spec: str,
+        config: Any,
+        device: str,
+        dtype: "torch.dtype",
+        trust_remote_code: bool = False,
+        batch_size: int = 8,
+        device_map: Any = None,
+        attn_implementation: str | None = None,
+        revision: str | None = None,
+    ) -> None:
+        import transformers
+
+        if batch_size < 1:
+            raise SpecError(f"{spec}: batch_size must be at least 1, got {batch_size}")
+        self.spec = spec
+        self.path = path
+        self.config = config
+        self.device = device
+        self.dtype = dtype
+        self.batch_size = int(batch_size)
+        auto = getattr(transformers, self._auto_model)
+        kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code, "revision": revision}
+        if device_map is not None:
+            kwargs["device_map"] = device_map
+        if attn_implementation is not None:
+            kwargs["attn_implementation"] = attn_implementation
+        try:
+            self._load_preprocessor(path, trust_remote_code, revision)
+            model = auto.from_pretrained(path, **kwargs)
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointNotFoundError(f"{spec}: cannot load the weights or processor of {path!r}: {first}") from None
+        if device_map is None:
+            model = model.to(device)
+        else:
+            self.device = str(next(model.parameters()).device)
+        self.model = model.eval()
+
+    def _load_preprocessor(self, path: str, trust_remote_code: bool, revision: str | None) -> None:
+        from transformers import AutoProcessor
+
+        self.processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r}, device={self.device!r}, dtype={str(self.dtype).replace('torch.', '')})"
+
+
+# --------------------------------------------------------------------------- generation
+
+
+class _HFGenerator(_HFBase):
+    """Batched chat-template generation shared by the chat and vision-language backends."""
+
+    tokenizer: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        gen = self.model.generation_config
+        eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
+        self._eos_ids: list[int] = [eos] if isinstance(eos, int) else list(eos or [])
+        self._stop_ids = set(self._eos_ids) | {self.tokenizer.pad_token_id}
+        self._grammar: Any = None
+        #: Conversations actually run through the model (generation and option scoring).
+        self.calls = 0
+        #: The rendered prompt text of each conversation of the last ``generate`` call.
+        self.last_prompts: list[str] = []
+
+    # -- subclasses: how a conversation becomes a prompt and model inputs
+    def _render(self, conversation: Conversation, index: int) -> str:
+        raise NotImplementedError
+
+    def _encode(self, prompts: list[str], conversations: Sequence[Conversation]) -> Any:
+        raise NotImplementedError
+
+    # -- public API
+    def generate(
+        self,
+        conversations: Sequence[Conversation],
+        settings: GenerationSettings | None = None,
+        schema: JsonSchema | None = None,
+    ) -> list[Generation]:
+        """One :class:`Generation` per conversation, in order, run in sub-batches of ``batch_size``.
+
+        With ``schema`` the decoding is grammar-constrained to compact JSON for that schema; the
+        reply is validated and ``parsed`` set, or ``parsed=None`` and ``error`` set when it still
+        does not validate (for instance cut by ``max_new_tokens``).
+        """
+        from .structured import parse_or_error
+
+        settings = settings or GenerationSettings()
+        conversations = list(conversations)
+        prompts = [self._render(c, i) for i, c in enumerate(conversations)]
+        self.last_prompts = prompts
+        out: list[Generation] = []
+        for start in range(0, len(conversations), self.batch_size):
+            chunk = slice(start, start + self.batch_size)
+            texts, n_prompt, n_completion = self._generate_batch(prompts[chunk], conversations[chunk], settings, schema)
+            for text, p, c in zip(texts, n_prompt, n_completion):
+                parsed, error = (None, None)
+                if schema is not None:
+                    parsed, error = parse_or_error(text, schema)
+                out.append(Generation(text=text, model=self.spec, settings=settings, prompt_tokens=p,
+                                      completion_tokens=c, parsed=parsed, error=error))
+        return out
+
+    def _generate_batch(
+        self,
+        prompts: list[str],
+        conversations: Sequence[Conversation],
+        settings: GenerationSettings,
+        schema: JsonSchema | None,
+    ) -> tuple[list[str], list[int], list[int]]:
+        import torch
+
+        inputs = self._encode(prompts, conversations)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": settings.max_new_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "eos_token_id": self._eos_ids or None,
+        }
+        if settings.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=None)
+        if settings.stop:
+            kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
+        if schema is not None:
+            kwargs["logits_processor"] = [self._json_grammar().logits_processor(schema)]
+        if settings.seed is not None:
+            torch.manual_seed(settings.seed)
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, **kwargs)
+        self.calls += len(prompts)
+        new = output[:, inputs["input_ids"].shape[1]:].tolist()
+        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
+        texts, completion = [], []
+        for row in new:
+            n = next((i for i, t in enumerate(row) if t in self._stop_ids), len(row))
+            text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
+            texts.append(_cut_at_stop(text, settings.stop))
+            completion.append(n)
+        return texts, [int(p) for p in prompt_tokens], completion
+
+    def _json_grammar(self) -> Any:
+        from .structured import JsonGrammar
+
+        if self._grammar is None:
+            vocab = self.model.get_output_embeddings().weight.shape[0]
+            self._grammar = JsonGrammar(self.tokenizer, vocab_size=vocab, stop_token_ids=self._eos_ids)
+        return self._grammar
+
+    def option_logprobs(
+        self, conversations: Sequence[Conversation], continuations: Sequence[Sequence[str]]
+    ) -> list[list[float]]:
+        """Summed log-probability of each continuation right after the assistant generation prompt.
+
+        ``continuations[i]`` lists the candidate replies to ``conversations[i]`` (e.g. the four
+        option letters); the result has the same shape. Continuations are tokenized on their
+        own and appended to the prompt's tokens, so every option is scored under the same prompt.
+        """
+        if len(continuations) != len(conversations):
+            raise UserError(
+                f"option_logprobs: {len(conversations)} conversations but {len(continuations)} continuation lists"
+            )
+        result: list[list[float]] = []
+        for index, (conversation, options) in enumerate(zip(conversations, continuations)):
+            options = list(options)
+            if not options:
+                result.append([])
+                continue
+            prompt = self._render(conversation, index)
+            scores: list[float] = []
+            for start in range(0, len(options), self.batch_size):
+                part = options[start : start + self.batch_size]
+                inputs = self._encode([prompt] * len(part), [conversation] * len(part))
+                scores.extend(self._score_continuations(inputs, part))
+            self.calls += 1
+            result.append(scores)
+        return result
+
+    def _score_continuations(self, inputs: Any, options: list[str]) -> list[float]:
+        import torch
+
+        ids = [self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in options]
+        if any(not t for t in ids):
+            raise UserError("option_logprobs: an empty continuation has no tokens to score")
+        prompt_len = inputs["input_ids"].shape[1]
+        width = max(len(t) for t in ids)
+        pad = self.tokenizer.pad_token_id
+        tail = torch.tensor([t + [pad] * (width - len(t)) for t in ids], device=inputs["input_ids"].device)
+        tail_mask = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in ids], device=tail.device)
+        batch = dict(inputs)
+        batch["input_ids"] = torch.cat([inputs["input_ids"], tail], dim=1)
+        batch["attention_mask"] = torch.cat([inputs["attention_mask"], tail_mask.to(inputs["attention_mask"].dtype)], dim=1)
+        for key in ("mm_token_type_ids", "token_type_ids"):
+            if key in batch:
+                batch[key] = torch.cat([batch[key], torch.zeros_like(tail, dtype=batch[key].dtype)], dim=1)
+        with torch.inference_mode():
+            logits = self.model(**batch).logits
+        logprobs = torch.log_softmax(logits[:, prompt_len - 1 : -1].float(), dim=-1)
+        picked = logprobs.gather(-1, tail.unsqueeze(-1)).squeeze(-1) * tail_mask
+        return [float(x) for x in picked.sum(dim=1).tolist()]
+
+
+def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    """Text up to (not including) the earliest stop string, as OpenAI-style APIs return it."""
+    cut = len(text)
+    for stop in stops:
+        if stop:
+            pos = text.find(stop)
+            if pos != -1:
+                cut = min(cut, pos)
+    return text[:cut]
+
+
+class HFChatModel(_HFGenerator):
+    """A causal LM answering chat conversations through its tokenizer's chat template."""
+
+    kind = "chat"
+    _auto_model = "AutoModelForCausalLM"
+
+    def _load_preprocessor(self, path: str, trust_remote_code: bool, revision: str | None) -> None:
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision)
+
+    def _render(self, conversation: Conversation, index: int) -> str:
+        messages = []
+        for message in conversation:
+            if message.images:
+                raise UserError(
+                    f"{self.spec} is a text-only chat model; conversation {index} has "
+                    f"{len(message.images)} image(s) in a {message.role} turn"
+                )
+            messages.append({"role": message.role, "content": message.text})
+        if not getattr(self.tokenizer, "chat_template", None):
+            # A base LM without a template: a plain transcript that ends on the assistant cue.
+            return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def _encode(self, prompts: list[str], conversations: Sequence[Conversation]) -> Any:
+        # The chat template already wrote the special tokens (BOS, turn markers).
+        inputs = self.tokenizer(prompts, padding=True, add_special_tokens=False, return_tensors="pt")
+        return inputs.to(self.device)
+
+
+class HFVisionLanguageModel(_HFGenerator):
+    """An image-text-to-text model: the processor's chat template places images before text."""
+
+    kind = "vlm"
+    _auto_model = "AutoModelForImageTextToText"
+
+    def _load_preprocessor(self, path: str, trust_remote_code: bool, revision: str | None) -> None:
+        super()._load_preprocessor(path, trust_remote_code, revision)
+        self.tokenizer = self.processor.tokenizer
+
+    def _render(self, conversation: Conversation, index: int) -> str:
+        messages = []
+        for message in conversation:
+            content: list[dict[str, Any]] = [{"type": "image"} for _ in message.images]
+            content.append({"type": "text", "text": message.text})
+            messages.append({"role": message.role, "content": content})
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def _encode(self, prompts: list[str], conversations: Sequence[Conversation]) -> Any:
+        images = [_rgb(img) for conv in conversations for m in conv for img in m.images]
+        inputs = self.processor(text=prompts, images=images or None, padding=True, return_tensors="pt")
+        return inputs.to(self.device, dtype=self.dtype) if images else inputs.to(self.device)
+
+
+def _rgb(image: "Image") -> "Image":
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+# --------------------------------------------------------------------------- grounding and scoring
+
+
+class HFGroundingDino(_HFBase):
+    """Open-vocabulary phrase grounding (GroundingDINO and other zero-shot detectors)."""
+
+    kind = "grounder"
+    _auto_model = "AutoModelForZeroShotObjectDetection"
+
+    def ground(
+        self,
+        images: Sequence["Image"],
+        phrases: Sequence[Sequence[str]],
+        box_threshold: float = 0.35,
+        text_threshold: float = 0.25,
+    ) -> list[list[Detection]]:
+        """For each image, the boxes of its phrases as normalised corner boxes, best score first.
+
+        GroundingDINO reads one lower-cased prompt per image, phrases separated by ``" . "``;
+        each detected span is mapped back to the caller's phrase it came from.
+        """
+        import torch
+
+        if len(images) != len(phrases):
+            raise UserError(f"{self.spec}: {len(images)} images but {len(phrases)} phrase lists")
+        results: list[list[Detection]] = []
+        for start in range(0, len(images), self.batch_size):
+            imgs = [_rgb(i) for i in images[start : start + self.batch_size]]
+            lists = [list(p) for p in phrases[start : start + self.batch_size]]
+            todo = [i for i, p in enumerate(lists) if p]
+            found: dict[int, list[Detection]] = {i: [] for i in range(len(imgs))}
+            if todo:
+                texts = [" . ".join(p.strip().lower() for p in lists[i]) + " ." for i in todo]
+                inputs = self.processor(images=[imgs[i] for i in todo], text=texts, padding=True, return_tensors="pt")
+                inputs = inputs.to(self.device, dtype=self.dtype)
+                with torch.inference_mode():
+                    outputs = self.model(**inputs)
+                sizes = [(imgs[i].height, imgs[i].width) for i in todo]
+                post = self.processor.post_process_grounded_object_detection(
+                    outputs, inputs["input_ids"], threshold=box_threshold, text_threshold=text_threshold,
+                    target_sizes=sizes,
+                )
+                for i, res, (h, w) in zip(todo, post, sizes):
+                    labels = res["text_labels"] if "text_labels" in res else res["labels"]
+                    found[i] = _detections(res["scores"].tolist(), res["boxes"].tolist(), labels, lists[i], w, h)
+            results.extend(found[i] for i in range(len(imgs)))
+        return results
+
+
+def _clip01(v: float) -> float:
+    return min(1.0, max(0.0, float(v)))
+
+
+def _words(text: str) -> list[str]:
+    return _WORD_RE.findall(text.lower().replace("[sep]", " ").replace("[cls]", " ").replace("[pad]", " "))
+
+
+def _match_phrase(label: str, phrases: list[str]) -> str | None:
+    """The caller's phrase a detected text span belongs to.
+
+    A span can cover part of a phrase, several phrases, or trailing separators (``"a man. [SEP]"``
+    at low text thresholds): the phrase sharing the most words wins, the earlier one on a tie.
+    """
+    words = set(_words(label))
+    best, overlap = None, 0
+    for phrase in phrases:
+        n = len(words & set(_words(phrase)))
+        if n > overlap:
+            best, overlap = phrase, n
+    return best
+
+
+def _detections(
+    scores: list[float], boxes: list[list[float]], labels: list[str], phrases: list[str], w: int, h: int
+) -> list[Detection]:
+    out: list[Detection] = []
+    for score, (x0, y0, x1, y1), label in zip(scores, boxes, labels):
+        phrase = _match_phrase(str(label), phrases)
+        if phrase is None:
+            continue
+        nx0, nx1 = sorted((_clip01(x0 / w), _clip01(x1 / w)))
+        ny0, ny1 = sorted((_clip01(y0 / h), _clip01(y1 / h)))
+        box = Box(x0=nx0, y0=ny0, x1=nx1, y1=ny1, score=float(score))
+        out.append(Detection(phrase=phrase, box=box, score=float(score)))
+    out.sort(key=lambda d: -d.score)
+    return out
+
+
+class HFClipScorer(_HFBase):
+    """Image-text cosine similarity with CLIP, SigLIP and their relatives."""
+
+    kind = "scorer"
+    _auto_model = "AutoModel"
+
+    def score(self, images: Sequence["Image"], texts: Sequence[str]) -> "np.ndarray":
+        """An ``(n_images, n_texts)`` float32 matrix of cosine similarities."""
+        import numpy as np
+        import torch
+
+        if not images or not texts:
+            return np.zeros((len(images), len(texts)), dtype=np.float32)
+        image_emb = torch.cat([self._embed_images(images[s : s + self.batch_size])
+                               for s in range(0, len(images), self.batch_size)])
+        text_emb = torch.cat([self._embed_texts(list(texts[s : s + self.batch_size]))
+                              for s in range(0, len(texts), self.batch_size)])
+        return (image_emb @ text_emb.T).cpu().numpy().astype(np.float32)
+
+    def _embed_images(self, images: Sequence["Image"]) -> "torch.Tensor":
+        import torch
+
+        inputs = self.processor(images=[_rgb(i) for i in images], return_tensors="pt").to(self.device, dtype=self.dtype)
+        with torch.inference_mode():
+            emb = _pooled(self.model.get_image_features(**inputs))
+        return torch.nn.functional.normalize(emb.float(), dim=-1)
+
+    def _embed_texts(self, texts: list[str]) -> "torch.Tensor":
+        import torch
+
+        # SigLIP was trained on max-length padded text; CLIP pools at the EOS token and pads freely.
+        padding = "max_length" if "siglip" in getattr(self.config, "model_type", "") else True
+        inputs = self.processor(text=texts, padding=padding, truncation=True, return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            emb = _pooled(self.model.get_text_features(**inputs))
+        return torch.nn.functional.normalize(emb.float(), dim=-1)
+
+
+def _pooled(features: Any) -> "torch.Tensor":
+    """transformers 5 returns an output object whose ``pooler_output`` is the projected embedding."""
+    import torch
+
+    if isinstance(features, torch.Tensor):
+        return features
+    return features.pooler_output
+
