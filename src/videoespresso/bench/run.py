@@ -182,11 +182,16 @@ def selections_source(path: Path, max_side: int | None) -> FrameSource:
     return frames
 
 
-def selector_source(name: str, config: "Config", max_side: int | None) -> FrameSource:
-    """Frames chosen per question by a selector from :mod:`videoespresso.select`."""
+def selector_source(
+    name: str, config: "Config", max_side: int | None, items: Sequence[BenchItem] = ()
+) -> FrameSource:
+    """Frames chosen per question by a selector from :mod:`videoespresso.select`.
+
+    ``items`` go to selectors that read annotations (``oracle`` reads the core frames).
+    """
     from ..select import load_selector
 
-    selector = load_selector(name, config)
+    selector = load_selector(name, config, items=list(items))
 
     def frames(item: BenchItem, video: Path) -> "tuple[list[FrameRef], list[Image]]":
         selection = selector.select(str(video), item.question, item_id=item.id, options=item.options)

@@ -92,7 +92,7 @@ def eval_command(
     if frames_file is not None:
         source, label = selections_source(frames_file, side), f"frames-file:{frames_file.name}"
     elif selector is not None:
-        source, label = selector_source(selector, cfg, side), f"selector:{selector}"
+        source, label = selector_source(selector, cfg, side, items), f"selector:{selector}"
     else:
         spec = sampler or f"uniform:{frames or cfg.eval.frames}"
         source, label = sampler_source(spec, side), spec
@@ -148,9 +148,8 @@ def score_command(
 
     Example: videoespresso score runs/qwen2vl.jsonl --bench bench_hard.json --json runs/qwen2vl.score.json
     """
-    from ..bench.score import read_predictions, score_records
+    from ..bench.score import score_file
     from ..errors import ConfigError
-    from ..formats.bench import read_bench
     from ..formats.jsonl import write_json_atomic
     from ..models.registry import load_model
 
@@ -158,18 +157,14 @@ def score_command(
         raise ConfigError("--legacy reproduces score.py; it cannot be combined with --embedder or --judge-fallback")
     emb = load_model(embedder, kind="embedder") if embedder else None
     judge = load_model(judge_fallback, kind="chat") if judge_fallback else None
-    records, problems = read_predictions(predictions)
-    items = read_bench(bench) if bench is not None else None
-    report = score_records(
-        records,
-        items,
+    report = score_file(
+        predictions,
+        bench,
         mode="legacy" if legacy else "default",
         embedder=emb,
         judge=judge,
-        problems=problems,
-        name=name or predictions.stem,
-        source=str(predictions),
         embedding_margin=margin,
+        name=name or predictions.stem,
     )
     _print_score(report)
     if json_out is not None:
