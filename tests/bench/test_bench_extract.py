@@ -137,3 +137,17 @@ def test_embedding_fallback_maps_free_form_answer(minilm) -> None:
     assert (mapped.letter, mapped.rule) == ("C", "embedding")
     # A margin larger than any cosine gap refuses instead of guessing.
     assert extract_answer(reply, OPTS, embedder=minilm, embedding_margin=2.0).letter is None
+
+
+def test_package_doctests_and_light_import() -> None:
+    import doctest
+    import subprocess
+    import sys
+
+    import videoespresso.bench as bench
+
+    assert doctest.testmod(bench).failed == 0
+    probe = "import sys, videoespresso.bench; print(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(__import__("pathlib").Path(bench.__file__).parents[2])})
+    assert out.stdout.strip() == "[]"
