@@ -141,13 +141,16 @@ def test_embedding_fallback_maps_free_form_answer(minilm) -> None:
 
 def test_package_doctests_and_light_import() -> None:
     import doctest
+    import os
     import subprocess
     import sys
+    from pathlib import Path
 
     import videoespresso.bench as bench
 
     assert doctest.testmod(bench).failed == 0
+    # Scoring must work where torch, transformers and matplotlib are not installed.
     probe = "import sys, videoespresso.bench; print(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                         env={**__import__("os").environ, "PYTHONPATH": str(__import__("pathlib").Path(bench.__file__).parents[2])})
+    env = {**os.environ, "PYTHONPATH": str(Path(bench.__file__).parents[1].parent)}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "[]"
