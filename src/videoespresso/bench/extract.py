@@ -163,6 +163,8 @@ _START_RE = re.compile(
     re.I,
 )
 _END_LINE_RE = re.compile(r"^\s*(?:option\s+|choice\s+)?" + _OPEN + _L + _CLOSE + r"\s*[.!]?\s*$", re.I)
+# A reply that is nothing but a lower-case letter ("b", "(d)") has no other reading.
+_BARE_LOWER_RE = re.compile(r"^\s*[\(\[]?([a-d])[\)\]]?\s*[.]?\s*$")
 _PAREN_RE = re.compile(r"[\(\[]\s*" + _L + r"\s*[\)\]]")
 _LETTER_PUNCT_RE = re.compile(r"(?<![A-Za-z.])" + _L + r"[.:)](?=\s|$)")
 _STANDALONE_RE = re.compile(r"(?<![A-Za-z0-9])" + _L + r"(?![A-Za-z0-9'’])")
@@ -275,6 +277,9 @@ def extract_answer(
     if not flat.strip():
         return Extraction(None, "none:truncated_reasoning" if truncated else "none:empty")
 
+    bare = _BARE_LOWER_RE.match(flat)
+    if bare:
+        return Extraction(bare.group(1).upper(), "start")
     result = _rules(flat, options)
     if result.letter is not None or not (embedder or judge):
         return result
