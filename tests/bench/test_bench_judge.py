@@ -97,3 +97,14 @@ def test_requests_come_from_official_format_items(tmp_path: Path) -> None:
     requests, skipped = build_requests(records, None)
     assert [(r.question, r.reference, r.evidence, r.answer) for r in requests] == [("q?", "ref", "ev", "out")]
     assert skipped and "item 1" in skipped[0]
+
+
+def test_judge_fallback_of_the_extractor_answers_a_letter_or_none(tiny_llm) -> None:
+    from videoespresso.bench.extract import extract_answer
+
+    options = ["The man opens the door", "The woman leaves", "A dog barks", "Nothing happens"]
+    result = extract_answer("Somebody probably went outside, I think.", options, judge=tiny_llm, question="What happens?")
+    # Random weights under the JSON grammar pick any allowed value, "none" included.
+    assert (result.letter, result.rule) in {(x, "judge") for x in "ABCD"} | {(None, "none:judge_declined")}
+    # Rules that can decide never reach the judge.
+    assert extract_answer("Answer: C", options, judge=tiny_llm).rule == "answer_is"
