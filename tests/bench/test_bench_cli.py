@@ -66,3 +66,15 @@ def test_report_command_writes_both_files(tmp_path: Path) -> None:
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "LongVA" in md and "LLaVA-Video" not in md
     assert (tmp_path / "rep" / "report.html").stat().st_size > 10_000
+
+
+def test_eval_rejects_bad_options_before_loading_a_model(tmp_path: Path, capsys) -> None:
+    bench = _official(tmp_path)
+    base = ["eval", "--bench", str(bench), "--video-root", str(tmp_path), "--model", "tiny:qwen2-vl", "--out", str(tmp_path / "o.jsonl")]
+    assert _run([*base, "--frames", "4", "--selector", "uniform"]) == 2
+    assert "one frame source" in capsys.readouterr().err
+    assert _run([*base, "--mode", "vote"]) == 2
+    assert "--mode" in capsys.readouterr().err
+    assert _run([*base, "--task", "Cooking Steps"]) == 2
+    assert "no benchmark item has task" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "o.jsonl").exists()
