@@ -154,17 +154,9 @@ def _frames_of_selection(selection: "Selection", video: Path, max_side: int | No
     indices = [f.index for f in selection.frames]
     if not indices:
         raise UserError(f"the selection for {selection.question_id or video} has no frames")
-    decoded = VideoReader(video).get_frames_at(indices)
-    images = [_fit(d.image, max_side) for d in decoded]
-    return [d.ref for d in decoded], images
-
-
-def _fit(image: "Image", max_side: int | None) -> "Image":
-    if max_side is None or max(image.size) <= max_side:
-        return image
-    copy = image.copy()
-    copy.thumbnail((max_side, max_side))
-    return copy
+    with VideoReader(video) as reader:
+        decoded = reader.get_frames_at(indices, size=max_side)
+    return [d.ref for d in decoded], [d.image for d in decoded]
 
 
 def selections_source(path: Path, max_side: int | None) -> FrameSource:
