@@ -13,11 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from videoespresso.formats.bench import write_bench
-from videoespresso.schema import TASKS, BenchItem
+import videoespresso
+from videoespresso.bench.run import EvalOptions, run_eval, sampler_source, write_official
+from videoespresso.config import load_config
+from videoespresso.formats.bench import read_bench, write_bench
+from videoespresso.schema import TASKS, BenchItem, GenerationSettings
 
 N_ITEMS = 10
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+# The subprocess must run the same code as this test process.
+SRC = str(Path(videoespresso.__file__).resolve().parents[1])
 
 
 def _make_benchmark(root: Path) -> tuple[Path, Path]:
@@ -65,15 +69,21 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
+def _uninterrupted(bench: Path, videos: Path, out: Path, model) -> None:
+    """The same run in this process (same checkpoint, settings, frames and batch size)."""
+    cfg = load_config("offline")
+    opts = EvalOptions(settings=cfg.generation.model_copy(update={"max_new_tokens": 6}), batch_size=1, frames_label="uniform:2")
+    items = read_bench(bench)
+    summary = run_eval(items, model, out, sampler_source("uniform:2", cfg.sampling.max_side), videos, opts)
+    assert (summary.answered, summary.failed) == (N_ITEMS, 0)
+    write_official(items, out, out.with_suffix(".official.json"))
+
+
 def test_eval_killed_halfway_resumes_to_the_same_predictions(tmp_path: Path, tiny_vlm) -> None:
     bench, videos = _make_benchmark(tmp_path)
-
     full = tmp_path / "full.jsonl"
-    done = subprocess.run(_cmd(bench, videos, full, "--official", str(tmp_path / "full.official.json")),
-                          env=_env(), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _uninterrupted(bench, videos, full, tiny_vlm)
     reference = {p["id"]: p for p in _lines(full)}
-    assert sorted(reference, key=int) == [str(i) for i in range(N_ITEMS)]
 
     killed = tmp_path / "killed.jsonl"
     proc = subprocess.Popen(_cmd(bench, videos, killed), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -98,11 +108,12 @@ def test_eval_killed_halfway_resumes_to_the_same_predictions(tmp_path: Path, tin
     with killed.open("a", encoding="utf-8") as handle:
         handle.write('{"id": "' + str(written) + '", "task": "Causal Inf')
 
-    resumed = subprocess.run(_cmd(bench, videos, killed, "--official", str(tmp_path / "killed.official.json")),
+    official = tmp_path / "killed.official.json"
+    resumed = subprocess.run(_cmd(bench, videos, killed, "--official", str(official)),
                              env=_env(), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "half-written" in resumed.stderr
-    assert f"{written} already done" in " ".join(resumed.stdout.split())
+    assert f"{written} already done, {N_ITEMS - written} answered" in " ".join(resumed.stdout.split())
 
     final = _lines(killed)
     ids = [p["id"] for p in final]
@@ -110,26 +121,21 @@ def test_eval_killed_halfway_resumes_to_the_same_predictions(tmp_path: Path, tin
     for p in final:
         ref = reference[p["id"]]
         assert (p["output"], p.get("letter"), p["rule"]) == (ref["output"], ref.get("letter"), ref["rule"])
-        assert [f["index"] for f in p["frames"]] == [f["index"] for f in ref["frames"]]
-        assert p["prompt_template"].startswith("official@")
+        assert p["frames"] == ref["frames"] and p["settings"] == ref["settings"]
+        assert p["prompt_template"] == ref["prompt_template"] and p["prompt_template"].startswith("official@")
         assert p["with_evidence"] is False and p["settings"]["temperature"] == 0.0
-    official_a = json.loads((tmp_path / "full.official.json").read_text())
-    official_b = json.loads((tmp_path / "killed.official.json").read_text())
-    assert official_a == official_b and len(official_a) == N_ITEMS
-    assert all("model_output" in row and row["correct_answer"].startswith("(") for row in official_a)
+    official_ref = json.loads(full.with_suffix(".official.json").read_text())
+    assert json.loads(official.read_text()) == official_ref and len(official_ref) == N_ITEMS
+    assert all("model_output" in row and row["correct_answer"].startswith("(") for row in official_ref)
 
     # A finished run rerun answers nothing and changes nothing.
-    again = subprocess.run(_cmd(bench, videos, killed), env=_env(), capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0
-    assert f"{N_ITEMS} already done, 0 answered" in " ".join(again.stdout.split())
-    assert len(_lines(killed)) == N_ITEMS
+    again = run_eval(read_bench(bench), tiny_vlm, killed, sampler_source("uniform:2", 224), videos, EvalOptions())
+    assert (again.already_done, again.answered, again.failed) == (N_ITEMS, 0, 0)
+    assert _lines(killed) == final
 
 
 @pytest.mark.parametrize("mode", ["generate", "logprob"])
 def test_eval_in_process_records_failures_and_goes_on(tmp_path: Path, tiny_vlm, mode: str) -> None:
-    from videoespresso.bench.run import EvalOptions, run_eval, sampler_source
-    from videoespresso.formats.bench import read_bench
-    from videoespresso.schema import GenerationSettings
 
     bench, videos = _make_benchmark(tmp_path)
     items = read_bench(bench)[:4]
