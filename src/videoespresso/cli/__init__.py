@@ -46,6 +46,7 @@ from . import config_cmd as _config_cmd  # noqa: E402,F401
 from . import bench_cmd as _bench_cmd  # noqa: E402,F401
 from . import serve_cmd as _serve_cmd  # noqa: E402,F401
 from . import models_cmd as _models_cmd  # noqa: E402,F401
+from . import frames_cmd as _frames_cmd  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:
