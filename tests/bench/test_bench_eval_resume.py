@@ -154,3 +154,41 @@ def test_eval_in_process_records_failures_and_goes_on(tmp_path: Path, tiny_vlm, 
             assert p["rule"] == "logprob" and p["letter"] == p["output"] and set(p["extra"]["logprobs"]) == set("ABCD")
         else:
             assert isinstance(p["output"], str) and p["rule"]
+
+
+def test_eval_takes_precomputed_frame_lists_and_selectors(tmp_path: Path, tiny_vlm) -> None:
+    from videoespresso.bench.run import selections_source, selector_source
+    from videoespresso.schema import FrameRef, Selection
+    from videoespresso.select import save_selections
+
+    bench, videos = _make_benchmark(tmp_path)
+    items = read_bench(bench)[:3]
+    chosen = {"0": [1, 7], "1": [3], "2": [0, 5, 9]}
+    selections = {
+        item_id: Selection(video=items[int(item_id)].video_path, question_id=item_id, selector="my-method",
+                           frames=[FrameRef(index=i, seconds=i / 25) for i in idx])
+        for item_id, idx in chosen.items()
+    }
+    sel_file = tmp_path / "selections.json"
+    save_selections(sel_file, selections)
+    opts = EvalOptions(settings=GenerationSettings(max_new_tokens=4), batch_size=3, frames_label="frames-file:selections.json")
+    out = tmp_path / "pre.jsonl"
+    summary = run_eval(items, tiny_vlm, out, selections_source(sel_file, 64), videos, opts)
+    assert (summary.answered, summary.failed) == (3, 0)
+    for p in _lines(out):
+        assert [f["index"] for f in p["frames"]] == chosen[p["id"]]
+        assert p["extra"]["frames_source"] == "frames-file:selections.json"
+
+    # An item the file does not cover fails alone, with the reason.
+    out2 = tmp_path / "pre2.jsonl"
+    more = read_bench(bench)[:4]
+    summary = run_eval(more, tiny_vlm, out2, selections_source(sel_file, 64), videos, opts)
+    assert (summary.answered, summary.failed) == (3, 1)
+    assert "no frame list" in _lines(out2)[3]["error"]
+
+    cfg = load_config("offline")
+    cfg.eval.frames = 3
+    out3 = tmp_path / "sel.jsonl"
+    summary = run_eval(items, tiny_vlm, out3, selector_source("uniform", cfg, 64, items), videos, opts)
+    assert summary.answered == 3
+    assert all(len(p["frames"]) == 3 for p in _lines(out3))
