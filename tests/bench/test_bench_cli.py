@@ -78,3 +78,20 @@ def test_eval_rejects_bad_options_before_loading_a_model(tmp_path: Path, capsys)
     assert _run([*base, "--task", "Cooking Steps"]) == 2
     assert "no benchmark item has task" in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_judge_command_counts_failures_resumes_and_writes_summary(tmp_path: Path) -> None:
+    preds = _official(tmp_path)
+    out, summary = tmp_path / "j.jsonl", tmp_path / "j.json"
+    argv = ["judge", str(preds), "--judge", "tiny:qwen2", "--profile", "offline", "--out", str(out), "--json", str(summary),
+            "--no-constrained", "--max-new-tokens", "8"]
+    code = _run(argv)
+    data = json.loads(summary.read_text())
+    assert data["n"] == 4 and data["judged"] + data["failed"] == 4
+    # Official-format items without a reference answer ("answer": "") are still judged against it.
+    assert code == (3 if data["failed"] else 0)
+    lines = out.read_text().splitlines()
+    assert len(lines) == 4 and all(json.loads(line)["attempts"] in (1, 2) for line in lines)
+    # A rerun judges nothing again.
+    _run(argv)
+    assert len(out.read_text().splitlines()) == 4
