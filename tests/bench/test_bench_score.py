@@ -212,6 +212,9 @@ def test_bad_prediction_file_reports_each_problem_and_scores_the_rest(tmp_path: 
     assert {p.id for p in report.problems if p.kind == "missing_prediction"} == {"2", "4"}
     # ids 0 and 1 were scored: both right (the second by option text, read with the benchmark's options)
     assert (report.score.n, report.score.per_task[0].correct) == (2, 2)
+    # A deliberately partial run (eval --limit) does not report the rest as missing.
+    partial = score_file(preds, bench, partial=True)
+    assert "missing_prediction" not in partial.problem_counts and partial.score.n == 2
 
 
 def test_jsonl_without_benchmark_needs_task_and_answer(tmp_path: Path) -> None:

@@ -235,11 +235,16 @@ def score_records(
     judge: "ChatModel | None" = None,
     embedding_margin: float = 0.0,
     problems: Sequence[Problem] = (),
+    partial: bool = False,
     name: str = "",
     source: str | None = None,
     max_examples: int = 20,
 ) -> ScoreReport:
-    """Score predictions, taking task, answer, options and video from ``bench`` when given."""
+    """Score predictions, taking task, answer, options and video from ``bench`` when given.
+
+    ``partial`` says the run covered part of the benchmark on purpose (``eval --limit`` or
+    ``--task``): benchmark items without a prediction are then not reported as missing.
+    """
     found = list(problems)
     by_id = {item.id: item for item in bench} if bench is not None else None
     seen: set[str] = set()
@@ -300,7 +305,7 @@ def score_records(
             text = rec.output if isinstance(rec.output, str) else repr(rec.output)
             examples.append({"id": rec.id, "task": task, "rule": result.rule, "output": text[:500]})
 
-    if by_id is not None:
+    if by_id is not None and not partial:
         # An item whose record was reported as invalid is not reported a second time as missing.
         reported = seen | {p.id for p in found if p.id is not None}
         for item_id in by_id:
@@ -406,6 +411,7 @@ def score_file(
     embedder: "TextEmbedder | None" = None,
     judge: "ChatModel | None" = None,
     embedding_margin: float = 0.0,
+    partial: bool = False,
     name: str | None = None,
 ) -> ScoreReport:
     """Read a predictions file (and optionally the benchmark) and score it."""
@@ -417,7 +423,8 @@ def score_file(
     gc.disable()
     try:
         return _score_file(
-            path, bench_path, mode=mode, embedder=embedder, judge=judge, embedding_margin=embedding_margin, name=name
+            path, bench_path, mode=mode, embedder=embedder, judge=judge, embedding_margin=embedding_margin,
+            partial=partial, name=name,
         )
     finally:
         if was_enabled:
@@ -432,6 +439,7 @@ def _score_file(
     embedder: "TextEmbedder | None",
     judge: "ChatModel | None",
     embedding_margin: float,
+    partial: bool,
     name: str | None,
 ) -> ScoreReport:
     records, problems = read_predictions(path)
@@ -448,6 +456,7 @@ def _score_file(
         judge=judge,
         embedding_margin=embedding_margin,
         problems=problems,
+        partial=partial,
         name=name if name is not None else Path(path).stem,
         source=str(path),
     )

@@ -143,6 +143,7 @@ def score_command(
     judge_fallback: Optional[str] = typer.Option(None, "--judge-fallback", help="ChatModel that maps unreadable replies (may answer none)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON here."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name in the JSON and in reports."),
+    partial: bool = typer.Option(False, "--partial", help="The run covered part of the benchmark on purpose (--limit/--task): do not report the rest as missing."),
 ) -> None:
     """Per-task accuracy, the weighted (leaderboard) and unweighted (paper) averages, unparsed rates.
 
@@ -164,6 +165,7 @@ def score_command(
         embedder=emb,
         judge=judge,
         embedding_margin=margin,
+        partial=partial,
         name=name or predictions.stem,
     )
     _print_score(report)
