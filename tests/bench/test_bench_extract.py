@@ -60,6 +60,9 @@ CASES: list[tuple[object, str | None, str | None]] = [
         "B",
     ),
     ("Evidence: Captain A and Doctor B argue in the kitchen.\nAnswer: D", "D", "C"),
+    ("Reasoning: The dog barks at the car, so the answer is C.", "C", "C"),
+    ("Analysis: Captain A argues with Doctor B. So the correct option is D", "D", "A"),
+    ("Explanation: Captain A argues with Doctor B about the dog.", None, "C"),
     ("Step 1: The man is visible at the start.\nStep 2: Later a dog appears and barks.\nTherefore:\nC", "C", "C"),
     ("It must be D", "D", "D"),
     # chain of thought naming several letters without a final statement: no guess

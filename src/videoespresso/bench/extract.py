@@ -3,7 +3,9 @@
 The extractor never guesses. Rules run in a fixed priority order and the first that decides wins;
 the name of that rule travels with the result so that a score can say how its letters were
 obtained. Reasoning blocks (``<think>``, ``<evidence>``, the dataset's inline object/box tags) are
-removed before any rule looks at the text, because they mention letters the model later rejects.
+removed before any rule looks at the text, because they mention letters the model later rejects;
+"Evidence:"/"Reasoning:" sections are removed before the loose rules 3-7 (an answer statement
+inside them still counts).
 
 Priority (the name recorded in :attr:`Extraction.rule`):
 
@@ -11,7 +13,8 @@ Priority (the name recorded in :attr:`Extraction.rule`):
 2. ``answer_is``     "the answer is (B)", "Answer: B", "final answer: B", "I choose B",
                      "答案是B", "la respuesta es B" ... (the last such statement wins)
 3. ``start``         a standalone letter opening the reply: "B", "(B)", "B.", "B: ...", "**B**"
-4. ``end``           a standalone letter as the whole last line
+4. ``end``           a standalone letter as the whole last line, or ending a reply that names no
+                     other letter ("It must be D")
 5. ``paren``         exactly one distinct ``(X)`` in the text
 6. ``letter_punct``  exactly one distinct ``X.`` / ``X:`` / ``X)``
 7. ``option_text``   the reply is, or contains exactly one of, the option texts
@@ -20,7 +23,7 @@ Priority (the name recorded in :attr:`Extraction.rule`):
 
 When nothing decides, ``letter`` is None and ``rule`` is ``none:<reason>`` (``none:missing``,
 ``none:empty``, ``none:ambiguous`` with the competing letters, ``none:no_letter``,
-``none:echoed_options``, ``none:truncated_reasoning``).
+``none:echoed_options``, ``none:truncated_reasoning``, ``none:judge_declined``).
 
 :func:`legacy_extract` reproduces the official ``score.py`` rule exactly (the first capital A-D
 anywhere, so "Answer: B" is read as A); use it only for leaderboard parity.
@@ -89,8 +92,9 @@ _EVIDENCE_SECTION_RE = re.compile(
 _MARKDOWN_RE = re.compile(r"[*_`]+")
 
 
-def _strip_reasoning(text: str) -> tuple[str, bool]:
-    """Remove reasoning blocks; the flag says an unclosed block swallowed the rest of the reply."""
+def _strip_blocks(text: str) -> tuple[str, bool]:
+    """Remove tagged reasoning blocks and inline grounding tags; the flag says an unclosed block
+    swallowed the rest of the reply."""
     truncated = False
     if "<" in text:
         text = _CLOSED_BLOCK_RE.sub(" ", text)
@@ -100,9 +104,14 @@ def _strip_reasoning(text: str) -> tuple[str, bool]:
             text = text[: opened.start()]
             truncated = True
         text = _INLINE_TAGS_RE.sub(" ", text)
-    if ":" in text or "：" in text:
-        text = _EVIDENCE_SECTION_RE.sub(" ", text)
     return text, truncated
+
+
+def _strip_sections(text: str) -> str:
+    """Remove "Evidence: ..." style sections, whose letters ("Captain A") are not answers."""
+    if ":" in text or "：" in text:
+        return _EVIDENCE_SECTION_RE.sub(" ", text)
+    return text
 
 
 def _normalise(text: str) -> str:
@@ -147,7 +156,7 @@ _ANSWER_IS_RE = re.compile(
 )
 # Cheap test first: most replies ("B", "(C)") contain no keyword at all.
 _STATEMENT_HINT_RE = re.compile(
-    "answer|option|choice|choose|select|pick|go with|答案|选|選|respuesta|réponse|antwort|resposta|'ll"
+    "answer|option|choice|choose|select|pick|go with|答案|选|選|respuesta|réponse|reponse|antwort|resposta|'ll"
 )
 _LETTER_IS_CORRECT_RE = re.compile(
     r"(?<![A-Za-z0-9])" + _OPEN + _L + _CLOSE
@@ -272,7 +281,7 @@ def extract_answer(
         if inner.letter is not None:
             return Extraction(inner.letter, "answer_tag")
 
-    cleaned, truncated = _strip_reasoning(normal)
+    cleaned, truncated = _strip_blocks(normal)
     flat = _MARKDOWN_RE.sub("", cleaned)
     if not flat.strip():
         return Extraction(None, "none:truncated_reasoning" if truncated else "none:empty")
@@ -280,7 +289,12 @@ def extract_answer(
     bare = _BARE_LOWER_RE.match(flat)
     if bare:
         return Extraction(bare.group(1).upper(), "start")
-    result = _rules(flat, options)
+    # An answer statement counts even inside a reasoning section ("Reasoning: ... so the answer
+    # is C"); the looser rules look only at what is left once such sections are removed.
+    stated = _answer_statement(flat, options)
+    if stated:
+        return Extraction(stated, "answer_is")
+    result = _rules(_strip_sections(flat), options)
     if result.letter is not None or not (embedder or judge):
         return result
     if embedder is not None and options:
