@@ -166,7 +166,7 @@ def _html_table(header: list[str], rows: list[list[str]], highlight: int = 0) ->
     for i, row in enumerate(rows):
         cls = ' class="run"' if i < highlight else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
 _CSS = """
@@ -179,6 +179,7 @@ tr.run td{background:#eef6ff;font-weight:600}
 pre{background:#f7f7f7;padding:6px;white-space:pre-wrap;font-size:12px}
 img{max-width:100%;border:1px solid #eee}
 .note{color:#555;font-size:13px}
+.wide{overflow-x:auto}
 """
 
 
