@@ -68,7 +68,16 @@ def eval_command(
 
     Example: videoespresso eval --bench bench_hard.json --video-root videos --model hf:Qwen/Qwen2-VL-7B-Instruct --out runs/qwen2vl.jsonl
     """
-    from ..bench.run import EvalOptions, filter_items, run_eval, sampler_source, selections_source, selector_source, write_official
+    from ..bench.run import (
+        EvalOptions,
+        completed_ids,
+        filter_items,
+        run_eval,
+        sampler_source,
+        selections_source,
+        selector_source,
+        write_official,
+    )
     from ..errors import ConfigError
     from ..formats.bench import read_bench
     from ..models.registry import load_model
@@ -110,8 +119,6 @@ def eval_command(
 
     with _progress() as progress:
         bar = progress.add_task(f"eval {spec}", total=len(items))
-        from ..bench.run import completed_ids
-
         progress.update(bar, completed=len(completed_ids(out) & {i.id for i in items}))
         summary = run_eval(items, vlm, out, source, video_root, opts, on_item=lambda _: progress.advance(bar))
 
@@ -230,6 +237,7 @@ def judge_command(
     from rich.table import Table
 
     from ..bench.judge import CRITERIA, CRITERIA_LABELS, judge_answers, load_judge_inputs, read_judgements, summarize
+    from ..bench.run import repair_tail
     from ..formats.jsonl import append_jsonl, write_json_atomic
     from ..models.registry import load_model
     from ..schema import GenerationSettings
@@ -238,8 +246,6 @@ def judge_command(
     spec = judge or cfg.models.judge
     requests, skipped = load_judge_inputs(predictions, bench)
     out = out or predictions.with_name(predictions.stem + ".judge.jsonl")
-    from ..bench.run import repair_tail
-
     repair_tail(out)
     previous = {j.id: j for j in read_judgements(out)}
     todo = [r for r in requests if r.id not in previous]
