@@ -95,3 +95,24 @@ def test_judge_command_counts_failures_resumes_and_writes_summary(tmp_path: Path
     # A rerun judges nothing again.
     _run(argv)
     assert len(out.read_text().splitlines()) == 4
+
+
+def test_legacy_overall_equals_the_official_scorer_on_official_files(tmp_path: Path) -> None:
+    import re
+
+    path = _official(tmp_path)
+    items = json.loads(path.read_text())
+    items[3]["model_output"] = "Based on the video: A"
+
+    def first_capital(text: object) -> str | None:
+        found = re.search(r"[A-D]", text) if isinstance(text, str) else None
+        return found.group(0) if found else None
+
+    # eval/score.py's accuracy: extracted letters equal, over all items.
+    official = 100 * sum(
+        1 for it in items if first_capital(it["model_output"]) and first_capital(it["model_output"]) == first_capital(it["correct_answer"])
+    ) / len(items)
+    path.write_text(json.dumps(items), encoding="utf-8")
+    out = tmp_path / "legacy.json"
+    assert _run(["score", str(path), "--legacy", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["score"]["overall_weighted"] == pytest.approx(official)
