@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import CheckpointNotFoundError, SpecError, UserError
 from ..schema import Box, Detection, Generation, GenerationSettings
-from .protocols import ChatMessage, Conversation, JsonSchema
+from .protocols import Conversation, JsonSchema
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,6 +33,12 @@ KINDS = ("vlm", "chat", "grounder", "scorer")
 _DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
            "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 _WORD_RE = re.compile(r"[a-z0-9]+")
+# Hub checkpoints ship decoding defaults (Qwen2-VL-Instruct: top_k=1, repetition_penalty=1.05 ...)
+# that generate() would silently apply; the recorded GenerationSettings must be the whole story.
+_NEUTRAL_DECODING: dict[str, Any] = {
+    "top_k": None, "min_p": None, "typical_p": None, "repetition_penalty": None,
+    "no_repeat_ngram_size": None, "num_beams": 1, "num_return_sequences": 1, "min_new_tokens": None,
+}
 _OPTIONS = ("batch_size", "device_map", "attn_implementation", "revision")
 
 
@@ -121,10 +127,10 @@ def load_hf(
 ) -> Any:
     """Load a transformers checkpoint (local folder or hub repository) as the backend its config calls for.
 
-    ``kind`` (``vlm``/``chat``/``grounder``/``scorer``), when given, must match the checkpoint;
-    an ``embedder`` kind is never an hf checkpoint here (use ``st:``). Options: ``batch_size``
-    (default 8), ``device_map`` (e.g. ``"auto"`` for multi-GPU), ``attn_implementation``,
-    ``revision``.
+    ``kind`` (``vlm``/``chat``/``grounder``/``scorer``), when given, must match the checkpoint
+    (``chat`` also accepts a vision-language model); an ``embedder`` is never an hf checkpoint
+    here (use ``st:``). Options: ``batch_size`` (default 8), ``device_map`` (e.g. ``"auto"``
+    for multi-GPU), ``attn_implementation``, ``revision``.
     """
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
@@ -140,7 +146,8 @@ def load_hf(
             f"{spec}: unsupported checkpoint (model_type {model_type!r}); supported: vision-language "
             "models, causal LMs, GroundingDINO-style detectors, CLIP/SigLIP"
         )
-    if kind is not None and kind != found:
+    # A vision-language model is also a chat model (the protocols say so): it serves text-only turns.
+    if kind is not None and kind != found and not (kind == "chat" and found == "vlm"):
         raise SpecError(
             f"{spec} is a checkpoint of kind {found!r} ({_KIND_WORDS[found]}, model_type {model_type}), "
             f"not {kind!r} ({_KIND_WORDS[kind]})"
@@ -294,12 +301,13 @@ class _HFGenerator(_HFBase):
             "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": self._eos_ids or None,
         }
+        kwargs.update(_NEUTRAL_DECODING)
         if settings.greedy:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            kwargs.update(do_sample=False, temperature=None, top_p=None)
         else:
-            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=None)
+            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
         if settings.stop:
-            kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
+            kwargs["stopping_criteria"] = [_stop_on_strings(self.tokenizer, settings.stop, inputs["input_ids"].shape[1])]
         if schema is not None:
             kwargs["logits_processor"] = [self._json_grammar().logits_processor(schema)]
         if settings.seed is not None:
@@ -378,6 +386,48 @@ class _HFGenerator(_HFBase):
         return [float(x) for x in picked.sum(dim=1).tolist()]
 
 
+def _apply_template(apply: Any, messages: list[dict[str, Any]]) -> str:
+    """Render with the generation prompt; templates that refuse a system turn get it folded
+    into the first user turn (as those model families document)."""
+    from jinja2 import TemplateError
+
+    try:
+        return apply(messages, add_generation_prompt=True, tokenize=False)
+    except TemplateError:
+        if not messages or messages[0]["role"] != "system" or len(messages) < 2:
+            raise
+    system_msg, first, rest = messages[0], messages[1], messages[2:]
+    if isinstance(first["content"], str):
+        merged = {"role": first["role"], "content": f"{system_msg['content']}\n\n{first['content']}"}
+    else:
+        text = "".join(p.get("text", "") for p in system_msg["content"])
+        merged = {"role": first["role"], "content": [*first["content"][:-1],
+                  {"type": "text", "text": f"{text}\n\n{first['content'][-1]['text']}"}]}
+    return apply([merged, *rest], add_generation_prompt=True, tokenize=False)
+
+
+def _stop_on_strings(tokenizer: Any, stops: Sequence[str], prompt_len: int) -> Any:
+    """Stop a row once its *generated* text contains a stop string.
+
+    transformers' own ``stop_strings`` also match across the end of the prompt (a prompt ending in
+    a newline plus one generated newline "contains" ``"\\n\\n"``), which is not the API meaning.
+    """
+    import torch
+    from transformers import StoppingCriteria
+
+    stops = [s for s in stops if s]
+    # every token decodes to at least part of one character: this many tokens cover any stop
+    window = max(len(s.encode("utf-8")) for s in stops) + 1
+
+    class _StopStrings(StoppingCriteria):
+        def __call__(self, input_ids: "torch.LongTensor", scores: Any, **kwargs: Any) -> "torch.BoolTensor":
+            start = max(prompt_len, input_ids.shape[1] - window)
+            tails = tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+            return torch.tensor([any(s in t for s in stops) for t in tails], device=input_ids.device)
+
+    return _StopStrings()
+
+
 def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
     """Text up to (not including) the earliest stop string, as OpenAI-style APIs return it."""
     cut = len(text)
@@ -412,7 +462,7 @@ class HFChatModel(_HFGenerator):
         if not getattr(self.tokenizer, "chat_template", None):
             # A base LM without a template: a plain transcript that ends on the assistant cue.
             return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
-        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return _apply_template(self.tokenizer.apply_chat_template, messages)
 
     def _encode(self, prompts: list[str], conversations: Sequence[Conversation]) -> Any:
         # The chat template already wrote the special tokens (BOS, turn markers).
@@ -436,7 +486,7 @@ class HFVisionLanguageModel(_HFGenerator):
             content: list[dict[str, Any]] = [{"type": "image"} for _ in message.images]
             content.append({"type": "text", "text": message.text})
             messages.append({"role": message.role, "content": content})
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return _apply_template(self.processor.apply_chat_template, messages)
 
     def _encode(self, prompts: list[str], conversations: Sequence[Conversation]) -> Any:
         images = [_rgb(img) for conv in conversations for m in conv for img in m.images]
@@ -444,7 +494,14 @@ class HFVisionLanguageModel(_HFGenerator):
         return inputs.to(self.device, dtype=self.dtype) if images else inputs.to(self.device)
 
 
-def _rgb(image: "Image") -> "Image":
+def _rgb(image: Any) -> "Image":
+    """A PIL RGB image from a PIL image of any mode or an ``(H, W, 3)`` uint8 array (a decoded frame)."""
+    from PIL import Image as PILImage
+
+    if not isinstance(image, PILImage.Image):
+        import numpy as np
+
+        image = PILImage.fromarray(np.asarray(image))
     return image if image.mode == "RGB" else image.convert("RGB")
 
 

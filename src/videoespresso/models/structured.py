@@ -125,14 +125,6 @@ def parse_or_error(text: str, schema: Any) -> tuple[Any, str | None]:
         return None, str(exc)
 
 
-def schema_instruction(schema: Any) -> str:
-    """A sentence asking for JSON matching the schema, for backends that prompt rather than constrain."""
-    return (
-        "Reply with a single JSON value and nothing else. It must match this JSON schema: "
-        + json.dumps(schema_to_json(schema), separators=(",", ":"))
-    )
-
-
 # --------------------------------------------------------------------------- constrained decoding
 
 
