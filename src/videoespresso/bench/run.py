@@ -58,6 +58,8 @@ class EvalSummary:
     answered: int = 0
     failed: int = 0
     failure_reasons: dict[str, int] = field(default_factory=dict)
+    #: The first few failures, "item <id>: <reason>".
+    failure_examples: list[str] = field(default_factory=list)
     seconds: float = 0.0
     repaired_tail: bool = False
     out: str = ""
@@ -168,7 +170,7 @@ def selections_source(path: Path, max_side: int | None) -> FrameSource:
     def frames(item: BenchItem, video: Path) -> "tuple[list[FrameRef], list[Image]]":
         selection = selections.get(item.id)
         if selection is None:
-            raise UserError(f"item {item.id}: no frame list for it in {path}")
+            raise UserError(f"no frame list for this question in {path}")
         return _frames_of_selection(selection, video, max_side)
 
     return frames
@@ -247,6 +249,8 @@ def run_eval(
         if pred.error:
             summary.failed += 1
             reasons[_reason_family(pred.error)] += 1
+            if len(summary.failure_examples) < 10:
+                summary.failure_examples.append(f"item {pred.id}: {pred.error}")
         else:
             summary.answered += 1
         if on_item is not None:

@@ -130,6 +130,8 @@ def eval_command(
     )
     for reason, count in summary.failure_reasons.items():
         err_console.print(f"  failed ({reason}): {count}")
+    for example in summary.failure_examples:
+        err_console.print(f"  {example}", highlight=False, markup=False)
     if official is not None:
         written = write_official(items, out, official)
         console.print(f"official format: {written} items -> {official}")
