@@ -172,6 +172,23 @@ def test_option_logprobs_match_a_manual_forward_pass(tiny_llm):
         assert got == pytest.approx(total, abs=1e-4)
 
 
+def test_letter_scoring_in_a_padded_batch_matches_each_prompt_alone(tiny_llm):
+    conversations = [[user("Which?")], [system("Long system prompt " * 5), user("Which letter fits best?")],
+                     [user("Pick a letter for the frames shown.")]]
+    letters = [["A", "B", "C", "D"]] * 3
+    batched = tiny_llm.option_logprobs(conversations, letters)
+    alone = [tiny_llm.option_logprobs([c], [l])[0] for c, l in zip(conversations, letters)]
+    for got, want in zip(batched, alone):
+        assert got == pytest.approx(want, abs=1e-4)
+    tok, model = tiny_llm.tokenizer, tiny_llm.model
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "Which?"}], add_generation_prompt=True, tokenize=False)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([tok(prompt, add_special_tokens=False)["input_ids"]])).logits[0, -1]
+    manual = torch.log_softmax(logits.float(), dim=-1)
+    assert batched[0] == pytest.approx([manual[tok.convert_tokens_to_ids(x)].item() for x in "ABCD"], abs=1e-4)
+
+
 def test_vlm_option_logprobs_do_not_depend_on_batching(tiny_vlm, images):
     conv = [user("Which option fits the frames?", images[:2])]
     options = ["A", "(B) a red car", "C"]

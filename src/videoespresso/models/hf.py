@@ -325,6 +325,10 @@ class _HFGenerator(_HFBase):
             completion.append(n)
         return texts, [int(p) for p in prompt_tokens], completion
 
+    def _with_positions(self, inputs: Any) -> Any:
+        """Inputs for a plain forward pass over left-padded rows (generate() does this itself)."""
+        return inputs
+
     def _json_grammar(self) -> Any:
         from .structured import JsonGrammar
 
@@ -341,33 +345,48 @@ class _HFGenerator(_HFBase):
         ``continuations[i]`` lists the candidate replies to ``conversations[i]`` (e.g. the four
         option letters); the result has the same shape. Continuations are tokenized on their
         own and appended to the prompt's tokens, so every option is scored under the same prompt.
+        Conversations whose continuations are all single tokens (option letters) are scored from
+        one left-padded forward pass over the prompts alone, ``batch_size`` at a time.
         """
         if len(continuations) != len(conversations):
             raise UserError(
                 f"option_logprobs: {len(conversations)} conversations but {len(continuations)} continuation lists"
             )
-        result: list[list[float]] = []
-        for index, (conversation, options) in enumerate(zip(conversations, continuations)):
-            options = list(options)
-            if not options:
-                result.append([])
+        token_ids = [[self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in opts] for opts in continuations]
+        for index, ids in enumerate(token_ids):
+            if any(not t for t in ids):
+                raise UserError(f"option_logprobs: conversation {index} has an empty continuation (no tokens to score)")
+        result: list[list[float]] = [[] for _ in conversations]
+        single = [i for i, ids in enumerate(token_ids) if ids and all(len(t) == 1 for t in ids)]
+        for start in range(0, len(single), self.batch_size):
+            chunk = single[start : start + self.batch_size]
+            convs = [conversations[i] for i in chunk]
+            next_token = self._next_token_logprobs(self._encode([self._render(c, i) for c, i in zip(convs, chunk)], convs))
+            for row, i in enumerate(chunk):
+                result[i] = [float(next_token[row, t[0]]) for t in token_ids[i]]
+            self.calls += len(chunk)
+        done = set(single)
+        for index, (conversation, ids) in enumerate(zip(conversations, token_ids)):
+            if index in done or not ids:
                 continue
             prompt = self._render(conversation, index)
-            scores: list[float] = []
-            for start in range(0, len(options), self.batch_size):
-                part = options[start : start + self.batch_size]
+            for start in range(0, len(ids), self.batch_size):
+                part = ids[start : start + self.batch_size]
                 inputs = self._encode([prompt] * len(part), [conversation] * len(part))
-                scores.extend(self._score_continuations(inputs, part))
+                result[index].extend(self._score_continuations(inputs, part))
             self.calls += 1
-            result.append(scores)
         return result
 
-    def _score_continuations(self, inputs: Any, options: list[str]) -> list[float]:
+    def _next_token_logprobs(self, inputs: Any) -> "torch.Tensor":
         import torch
 
-        ids = [self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in options]
-        if any(not t for t in ids):
-            raise UserError("option_logprobs: an empty continuation has no tokens to score")
+        with torch.inference_mode():
+            logits = self.model(**self._with_positions(inputs)).logits[:, -1]
+        return torch.log_softmax(logits.float(), dim=-1).cpu()
+
+    def _score_continuations(self, inputs: Any, ids: list[list[int]]) -> list[float]:
+        import torch
+
         prompt_len = inputs["input_ids"].shape[1]
         width = max(len(t) for t in ids)
         pad = self.tokenizer.pad_token_id
@@ -463,6 +482,13 @@ class HFChatModel(_HFGenerator):
             # A base LM without a template: a plain transcript that ends on the assistant cue.
             return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
         return _apply_template(self.tokenizer.apply_chat_template, messages)
+
+    def _with_positions(self, inputs: Any) -> Any:
+        # Position ids that start at each row's first real token, so a left-padded row scores as
+        # it would alone (models with absolute positions depend on it; RoPE models are unaffected).
+        batch = dict(inputs)
+        batch["position_ids"] = (inputs["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
+        return batch
 
     def _encode(self, prompts: list[str], conversations: Sequence[Conversation]) -> Any:
         # The chat template already wrote the special tokens (BOS, turn markers).
