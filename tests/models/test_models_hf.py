@@ -275,8 +275,9 @@ def test_explicit_dtype_and_batch_size_are_honoured():
     assert len(out) == 2 and model.calls == 2
 
 
-def test_llava_onevision_family_batches_images_too(images):
-    model = load_model("tiny:llava-onevision", kind="vlm")
+@pytest.mark.parametrize("arch", ["llava-onevision", "smolvlm"])
+def test_other_vlm_families_batch_images_too(images, arch):
+    model = load_model(f"tiny:{arch}", kind="vlm")
     conversations = [[user("What happens?", images[:2])], [user("Describe.", images[2:3])], [user("No image.")]]
     settings = GenerationSettings(max_new_tokens=6)
     batched = model.generate(conversations, settings)

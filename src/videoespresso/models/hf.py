@@ -515,9 +515,13 @@ class HFVisionLanguageModel(_HFGenerator):
         return _apply_template(self.processor.apply_chat_template, messages)
 
     def _encode(self, prompts: list[str], conversations: Sequence[Conversation]) -> Any:
-        images = [_rgb(img) for conv in conversations for m in conv for img in m.images]
-        inputs = self.processor(text=prompts, images=images or None, padding=True, return_tensors="pt")
-        return inputs.to(self.device, dtype=self.dtype) if images else inputs.to(self.device)
+        # One list of images per prompt: processors that split a batch by sample need the nesting,
+        # the others flatten it.
+        images = [[_rgb(img) for m in conv for img in m.images] for conv in conversations]
+        if not any(images):
+            return self.processor(text=prompts, padding=True, return_tensors="pt").to(self.device)
+        inputs = self.processor(text=prompts, images=images, padding=True, return_tensors="pt")
+        return inputs.to(self.device, dtype=self.dtype)
 
 
 def _rgb(image: Any) -> "Image":
