@@ -177,6 +177,7 @@ def test_letter_scoring_in_a_padded_batch_matches_each_prompt_alone(tiny_llm):
                      [user("Pick a letter for the frames shown.")]]
     letters = [["A", "B", "C", "D"]] * 3
     batched = tiny_llm.option_logprobs(conversations, letters)
+    assert len(tiny_llm.last_prompts) == 3 and "Which letter fits best?" in tiny_llm.last_prompts[1]
     alone = [tiny_llm.option_logprobs([c], [l])[0] for c, l in zip(conversations, letters)]
     for got, want in zip(batched, alone):
         assert got == pytest.approx(want, abs=1e-4)

@@ -245,7 +245,7 @@ class _HFGenerator(_HFBase):
         self._grammar: Any = None
         #: Conversations actually run through the model (generation and option scoring).
         self.calls = 0
-        #: The rendered prompt text of each conversation of the last ``generate`` call.
+        #: The rendered prompt text of each conversation of the last ``generate`` / ``option_logprobs`` call.
         self.last_prompts: list[str] = []
 
     # -- subclasses: how a conversation becomes a prompt and model inputs
@@ -356,12 +356,14 @@ class _HFGenerator(_HFBase):
         for index, ids in enumerate(token_ids):
             if any(not t for t in ids):
                 raise UserError(f"option_logprobs: conversation {index} has an empty continuation (no tokens to score)")
+        prompts = [self._render(c, i) for i, c in enumerate(conversations)]
+        self.last_prompts = prompts
         result: list[list[float]] = [[] for _ in conversations]
         single = [i for i, ids in enumerate(token_ids) if ids and all(len(t) == 1 for t in ids)]
         for start in range(0, len(single), self.batch_size):
             chunk = single[start : start + self.batch_size]
             convs = [conversations[i] for i in chunk]
-            next_token = self._next_token_logprobs(self._encode([self._render(c, i) for c, i in zip(convs, chunk)], convs))
+            next_token = self._next_token_logprobs(self._encode([prompts[i] for i in chunk], convs))
             for row, i in enumerate(chunk):
                 result[i] = [float(next_token[row, t[0]]) for t in token_ids[i]]
             self.calls += len(chunk)
@@ -369,10 +371,9 @@ class _HFGenerator(_HFBase):
         for index, (conversation, ids) in enumerate(zip(conversations, token_ids)):
             if index in done or not ids:
                 continue
-            prompt = self._render(conversation, index)
             for start in range(0, len(ids), self.batch_size):
                 part = ids[start : start + self.batch_size]
-                inputs = self._encode([prompt] * len(part), [conversation] * len(part))
+                inputs = self._encode([prompts[index]] * len(part), [conversation] * len(part))
                 result[index].extend(self._score_continuations(inputs, part))
             self.calls += 1
         return result
