@@ -43,6 +43,7 @@ def _root(
 
 # Command modules register themselves on ``app`` when imported.
 from . import config_cmd as _config_cmd  # noqa: E402,F401
+from . import bench_cmd as _bench_cmd  # noqa: E402,F401
 from . import flops_cmd as _flops_cmd  # noqa: E402,F401
 from . import ask_cmd as _ask_cmd  # noqa: E402,F401
 from . import select_cmd as _select_cmd  # noqa: E402,F401

@@ -26,17 +26,23 @@ def serve_command(
 
     Example: videoespresso serve --model tiny:qwen2-vl --port 8000 --name qwen2-vl
     """
-    from ..models.registry import load_model
-    from ..serve.openai_server import bind_socket, run_server
+    from ..errors import ConfigError, SpecError
+    from ..models.registry import load_model, parse_spec
 
-    # Bind first: a taken port fails at once instead of after seconds of model loading, and
+    try:
+        from ..serve.openai_server import bind_socket, run_server
+    except ImportError as exc:
+        raise ConfigError(
+            f"serve needs FastAPI and uvicorn (pip install 'videoespresso[serve]'): {exc}"
+        ) from None
+
+    parse_spec(model)
+    # Bind before loading: a taken port fails at once instead of after seconds of model loading, and
     # clients that connect early wait in the backlog.
     sock = bind_socket(host, port)
     try:
         backend = load_model(model, cache=cache)
         if not hasattr(backend, "generate"):
-            from ..errors import SpecError
-
             raise SpecError(f"{model}: not a chat or vision-language model, so it cannot be served")
     except BaseException:
         sock.close()
@@ -49,4 +55,9 @@ def serve_command(
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     err_console.print(f"serving {model} as {served!r} at http://{shown}:{bound_port}/v1 (Ctrl-C stops)")
-    run_server(backend, name=served, sock=sock, max_batch=max_batch)
+    try:
+        run_server(backend, name=served, sock=sock, max_batch=max_batch)
+    except KeyboardInterrupt:
+        # uvicorn re-raises Ctrl-C after its graceful shutdown; stopping is the normal way out.
+        pass
+    err_console.print("server stopped")

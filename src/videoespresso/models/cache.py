@@ -95,7 +95,7 @@ class ResponseCache:
     """
 
     def __init__(self, path: str | Path, *, timeout_s: float = 60.0) -> None:
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         self.timeout_s = timeout_s
         self.hits = 0
         self.misses = 0

@@ -37,7 +37,12 @@ class SentenceTransformerEmbedder:
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"{spec}: batch_size must be at least 1, got {batch_size}")
-        from sentence_transformers import SentenceTransformer
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise ConfigError(
+                f"{spec}: sentence-transformers is not installed (pip install 'videoespresso[hf]')"
+            ) from None
 
         self.spec = spec
         self.name = name

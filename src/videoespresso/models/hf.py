@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import CheckpointNotFoundError, SpecError, UserError
 from ..schema import Box, Detection, Generation, GenerationSettings
-from .protocols import ChatMessage, Conversation, JsonSchema
+from .protocols import Conversation, JsonSchema
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,6 +33,12 @@ KINDS = ("vlm", "chat", "grounder", "scorer")
 _DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
            "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 _WORD_RE = re.compile(r"[a-z0-9]+")
+# Hub checkpoints ship decoding defaults (Qwen2-VL-Instruct: top_k=1, repetition_penalty=1.05 ...)
+# that generate() would silently apply; the recorded GenerationSettings must be the whole story.
+_NEUTRAL_DECODING: dict[str, Any] = {
+    "top_k": None, "min_p": None, "typical_p": None, "repetition_penalty": None,
+    "no_repeat_ngram_size": None, "num_beams": 1, "num_return_sequences": 1, "min_new_tokens": None,
+}
 _OPTIONS = ("batch_size", "device_map", "attn_implementation", "revision")
 
 
@@ -121,10 +127,10 @@ def load_hf(
 ) -> Any:
     """Load a transformers checkpoint (local folder or hub repository) as the backend its config calls for.
 
-    ``kind`` (``vlm``/``chat``/``grounder``/``scorer``), when given, must match the checkpoint;
-    an ``embedder`` kind is never an hf checkpoint here (use ``st:``). Options: ``batch_size``
-    (default 8), ``device_map`` (e.g. ``"auto"`` for multi-GPU), ``attn_implementation``,
-    ``revision``.
+    ``kind`` (``vlm``/``chat``/``grounder``/``scorer``), when given, must match the checkpoint
+    (``chat`` also accepts a vision-language model); an ``embedder`` is never an hf checkpoint
+    here (use ``st:``). Options: ``batch_size`` (default 8), ``device_map`` (e.g. ``"auto"``
+    for multi-GPU), ``attn_implementation``, ``revision``.
     """
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
@@ -140,7 +146,8 @@ def load_hf(
             f"{spec}: unsupported checkpoint (model_type {model_type!r}); supported: vision-language "
             "models, causal LMs, GroundingDINO-style detectors, CLIP/SigLIP"
         )
-    if kind is not None and kind != found:
+    # A vision-language model is also a chat model (the protocols say so): it serves text-only turns.
+    if kind is not None and kind != found and not (kind == "chat" and found == "vlm"):
         raise SpecError(
             f"{spec} is a checkpoint of kind {found!r} ({_KIND_WORDS[found]}, model_type {model_type}), "
             f"not {kind!r} ({_KIND_WORDS[kind]})"
@@ -238,7 +245,7 @@ class _HFGenerator(_HFBase):
         self._grammar: Any = None
         #: Conversations actually run through the model (generation and option scoring).
         self.calls = 0
-        #: The rendered prompt text of each conversation of the last ``generate`` call.
+        #: The rendered prompt text of each conversation of the last ``generate`` / ``option_logprobs`` call.
         self.last_prompts: list[str] = []
 
     # -- subclasses: how a conversation becomes a prompt and model inputs
@@ -294,12 +301,13 @@ class _HFGenerator(_HFBase):
             "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": self._eos_ids or None,
         }
+        kwargs.update(_NEUTRAL_DECODING)
         if settings.greedy:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            kwargs.update(do_sample=False, temperature=None, top_p=None)
         else:
-            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=None)
+            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
         if settings.stop:
-            kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
+            kwargs["stopping_criteria"] = [_stop_on_strings(self.tokenizer, settings.stop, inputs["input_ids"].shape[1])]
         if schema is not None:
             kwargs["logits_processor"] = [self._json_grammar().logits_processor(schema)]
         if settings.seed is not None:
@@ -317,6 +325,10 @@ class _HFGenerator(_HFBase):
             completion.append(n)
         return texts, [int(p) for p in prompt_tokens], completion
 
+    def _with_positions(self, inputs: Any) -> Any:
+        """Inputs for a plain forward pass over left-padded rows (generate() does this itself)."""
+        return inputs
+
     def _json_grammar(self) -> Any:
         from .structured import JsonGrammar
 
@@ -333,33 +345,49 @@ class _HFGenerator(_HFBase):
         ``continuations[i]`` lists the candidate replies to ``conversations[i]`` (e.g. the four
         option letters); the result has the same shape. Continuations are tokenized on their
         own and appended to the prompt's tokens, so every option is scored under the same prompt.
+        Conversations whose continuations are all single tokens (option letters) are scored from
+        one left-padded forward pass over the prompts alone, ``batch_size`` at a time.
         """
         if len(continuations) != len(conversations):
             raise UserError(
                 f"option_logprobs: {len(conversations)} conversations but {len(continuations)} continuation lists"
             )
-        result: list[list[float]] = []
-        for index, (conversation, options) in enumerate(zip(conversations, continuations)):
-            options = list(options)
-            if not options:
-                result.append([])
+        token_ids = [[self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in opts] for opts in continuations]
+        for index, ids in enumerate(token_ids):
+            if any(not t for t in ids):
+                raise UserError(f"option_logprobs: conversation {index} has an empty continuation (no tokens to score)")
+        prompts = [self._render(c, i) for i, c in enumerate(conversations)]
+        self.last_prompts = prompts
+        result: list[list[float]] = [[] for _ in conversations]
+        single = [i for i, ids in enumerate(token_ids) if ids and all(len(t) == 1 for t in ids)]
+        for start in range(0, len(single), self.batch_size):
+            chunk = single[start : start + self.batch_size]
+            convs = [conversations[i] for i in chunk]
+            next_token = self._next_token_logprobs(self._encode([prompts[i] for i in chunk], convs))
+            for row, i in enumerate(chunk):
+                result[i] = [float(next_token[row, t[0]]) for t in token_ids[i]]
+            self.calls += len(chunk)
+        done = set(single)
+        for index, (conversation, ids) in enumerate(zip(conversations, token_ids)):
+            if index in done or not ids:
                 continue
-            prompt = self._render(conversation, index)
-            scores: list[float] = []
-            for start in range(0, len(options), self.batch_size):
-                part = options[start : start + self.batch_size]
-                inputs = self._encode([prompt] * len(part), [conversation] * len(part))
-                scores.extend(self._score_continuations(inputs, part))
+            for start in range(0, len(ids), self.batch_size):
+                part = ids[start : start + self.batch_size]
+                inputs = self._encode([prompts[index]] * len(part), [conversation] * len(part))
+                result[index].extend(self._score_continuations(inputs, part))
             self.calls += 1
-            result.append(scores)
         return result
 
-    def _score_continuations(self, inputs: Any, options: list[str]) -> list[float]:
+    def _next_token_logprobs(self, inputs: Any) -> "torch.Tensor":
         import torch
 
-        ids = [self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in options]
-        if any(not t for t in ids):
-            raise UserError("option_logprobs: an empty continuation has no tokens to score")
+        with torch.inference_mode():
+            logits = self.model(**self._with_positions(inputs)).logits[:, -1]
+        return torch.log_softmax(logits.float(), dim=-1).cpu()
+
+    def _score_continuations(self, inputs: Any, ids: list[list[int]]) -> list[float]:
+        import torch
+
         prompt_len = inputs["input_ids"].shape[1]
         width = max(len(t) for t in ids)
         pad = self.tokenizer.pad_token_id
@@ -376,6 +404,48 @@ class _HFGenerator(_HFBase):
         logprobs = torch.log_softmax(logits[:, prompt_len - 1 : -1].float(), dim=-1)
         picked = logprobs.gather(-1, tail.unsqueeze(-1)).squeeze(-1) * tail_mask
         return [float(x) for x in picked.sum(dim=1).tolist()]
+
+
+def _apply_template(apply: Any, messages: list[dict[str, Any]]) -> str:
+    """Render with the generation prompt; templates that refuse a system turn get it folded
+    into the first user turn (as those model families document)."""
+    from jinja2 import TemplateError
+
+    try:
+        return apply(messages, add_generation_prompt=True, tokenize=False)
+    except TemplateError:
+        if not messages or messages[0]["role"] != "system" or len(messages) < 2:
+            raise
+    system_msg, first, rest = messages[0], messages[1], messages[2:]
+    if isinstance(first["content"], str):
+        merged = {"role": first["role"], "content": f"{system_msg['content']}\n\n{first['content']}"}
+    else:
+        text = "".join(p.get("text", "") for p in system_msg["content"])
+        merged = {"role": first["role"], "content": [*first["content"][:-1],
+                  {"type": "text", "text": f"{text}\n\n{first['content'][-1]['text']}"}]}
+    return apply([merged, *rest], add_generation_prompt=True, tokenize=False)
+
+
+def _stop_on_strings(tokenizer: Any, stops: Sequence[str], prompt_len: int) -> Any:
+    """Stop a row once its *generated* text contains a stop string.
+
+    transformers' own ``stop_strings`` also match across the end of the prompt (a prompt ending in
+    a newline plus one generated newline "contains" ``"\\n\\n"``), which is not the API meaning.
+    """
+    import torch
+    from transformers import StoppingCriteria
+
+    stops = [s for s in stops if s]
+    # every token decodes to at least part of one character: this many tokens cover any stop
+    window = max(len(s.encode("utf-8")) for s in stops) + 1
+
+    class _StopStrings(StoppingCriteria):
+        def __call__(self, input_ids: "torch.LongTensor", scores: Any, **kwargs: Any) -> "torch.BoolTensor":
+            start = max(prompt_len, input_ids.shape[1] - window)
+            tails = tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+            return torch.tensor([any(s in t for s in stops) for t in tails], device=input_ids.device)
+
+    return _StopStrings()
 
 
 def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
@@ -412,7 +482,14 @@ class HFChatModel(_HFGenerator):
         if not getattr(self.tokenizer, "chat_template", None):
             # A base LM without a template: a plain transcript that ends on the assistant cue.
             return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
-        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return _apply_template(self.tokenizer.apply_chat_template, messages)
+
+    def _with_positions(self, inputs: Any) -> Any:
+        # Position ids that start at each row's first real token, so a left-padded row scores as
+        # it would alone (models with absolute positions depend on it; RoPE models are unaffected).
+        batch = dict(inputs)
+        batch["position_ids"] = (inputs["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
+        return batch
 
     def _encode(self, prompts: list[str], conversations: Sequence[Conversation]) -> Any:
         # The chat template already wrote the special tokens (BOS, turn markers).
@@ -436,15 +513,26 @@ class HFVisionLanguageModel(_HFGenerator):
             content: list[dict[str, Any]] = [{"type": "image"} for _ in message.images]
             content.append({"type": "text", "text": message.text})
             messages.append({"role": message.role, "content": content})
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return _apply_template(self.processor.apply_chat_template, messages)
 
     def _encode(self, prompts: list[str], conversations: Sequence[Conversation]) -> Any:
-        images = [_rgb(img) for conv in conversations for m in conv for img in m.images]
-        inputs = self.processor(text=prompts, images=images or None, padding=True, return_tensors="pt")
-        return inputs.to(self.device, dtype=self.dtype) if images else inputs.to(self.device)
+        # One list of images per prompt: processors that split a batch by sample need the nesting,
+        # the others flatten it.
+        images = [[_rgb(img) for m in conv for img in m.images] for conv in conversations]
+        if not any(images):
+            return self.processor(text=prompts, padding=True, return_tensors="pt").to(self.device)
+        inputs = self.processor(text=prompts, images=images, padding=True, return_tensors="pt")
+        return inputs.to(self.device, dtype=self.dtype)
 
 
-def _rgb(image: "Image") -> "Image":
+def _rgb(image: Any) -> "Image":
+    """A PIL RGB image from a PIL image of any mode or an ``(H, W, 3)`` uint8 array (a decoded frame)."""
+    from PIL import Image as PILImage
+
+    if not isinstance(image, PILImage.Image):
+        import numpy as np
+
+        image = PILImage.fromarray(np.asarray(image))
     return image if image.mode == "RGB" else image.convert("RGB")
 
 

@@ -67,7 +67,12 @@ class OpenAIModel:
         api_key_env: str = "OPENAI_API_KEY",
         **options: Any,
     ) -> None:
-        import openai
+        try:
+            import openai
+        except ImportError:
+            raise ConfigError(
+                f"{spec}: the openai package is not installed (pip install 'videoespresso[api]')"
+            ) from None
 
         self.spec = spec
         self.model = model

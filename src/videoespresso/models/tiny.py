@@ -115,33 +115,52 @@ def _byte_level_bpe(special_tokens: list[str], vocab_size: int) -> "Tokenizer":
     return tok
 
 
-# Written from the Qwen2 / Qwen2-VL instruct chat format (ChatML with vision markers): a default
-# system turn when none is given, images and videos as <|vision_start|><|image_pad|><|vision_end|>.
-_QWEN_CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{%- if loop.first and message['role'] != 'system' -%}"
-    "{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' -}}"
-    "{%- endif -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['content'] is string -%}"
-    "{{- message['content'] -}}"
-    "{%- else -%}"
-    "{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'image' -%}"
-    "{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
-    "{%- elif part['type'] == 'video' -%}"
-    "{{- '<|vision_start|><|video_pad|><|vision_end|>' -}}"
-    "{%- elif part['type'] == 'text' -%}"
-    "{{- part['text'] -}}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}"
-    "{{- '<|im_start|>assistant\\n' -}}"
-    "{%- endif -%}"
+def _chatml_template(image: str, video: str, default_system: str | None) -> str:
+    """A ChatML chat template (the Qwen family's format) with the family's image/video markers.
+
+    Written from the documented format: ``<|im_start|>role\\n...<|im_end|>\\n`` turns, media
+    markers where the content list has them, ``<|im_start|>assistant\\n`` as generation prompt.
+    """
+    system = (
+        "{%- if loop.first and message['role'] != 'system' -%}"
+        "{{- '<|im_start|>system\\n" + default_system + "<|im_end|>\\n' -}}"
+        "{%- endif -%}"
+        if default_system
+        else ""
+    )
+    return (
+        "{%- for message in messages -%}"
+        + system
+        + "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
+        "{%- if message['content'] is string -%}"
+        "{{- message['content'] -}}"
+        "{%- else -%}"
+        "{%- for part in message['content'] -%}"
+        "{%- if part['type'] == 'image' -%}"
+        "{{- '" + image + "' -}}"
+        "{%- elif part['type'] == 'video' -%}"
+        "{{- '" + video + "' -}}"
+        "{%- elif part['type'] == 'text' -%}"
+        "{{- part['text'] -}}"
+        "{%- endif -%}"
+        "{%- endfor -%}"
+        "{%- endif -%}"
+        "{{- '<|im_end|>\\n' -}}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}"
+        "{{- '<|im_start|>assistant\\n' -}}"
+        "{%- endif -%}"
+    )
+
+
+# Qwen2 / Qwen2-VL instruct: a default system turn; media as <|vision_start|><|image_pad|><|vision_end|>.
+_QWEN_CHAT_TEMPLATE = _chatml_template(
+    "<|vision_start|><|image_pad|><|vision_end|>",
+    "<|vision_start|><|video_pad|><|vision_end|>",
+    "You are a helpful assistant.",
 )
+# LLaVA-OneVision (Qwen2 language model): no default system turn; media as <image> / <video> + newline.
+_LLAVA_OV_CHAT_TEMPLATE = _chatml_template("<image>\\n", "<video>\\n", None)
 
 _QWEN_SPECIALS = [
     "<|endoftext|>",
@@ -155,8 +174,6 @@ _QWEN_SPECIALS = [
 
 
 def _qwen_tokenizer(vision: bool) -> Any:
-    from transformers import PreTrainedTokenizerFast
-
     extra: dict[str, str] = {}
     if vision:
         extra = {
@@ -165,13 +182,19 @@ def _qwen_tokenizer(vision: bool) -> Any:
             "vision_start_token": "<|vision_start|>",
             "vision_end_token": "<|vision_end|>",
         }
+    return _chatml_tokenizer(_QWEN_SPECIALS, extra, _QWEN_CHAT_TEMPLATE)
+
+
+def _chatml_tokenizer(specials: list[str], extra: dict[str, str], template: str) -> Any:
+    from transformers import PreTrainedTokenizerFast
+
     return PreTrainedTokenizerFast(
-        tokenizer_object=_byte_level_bpe(_QWEN_SPECIALS, vocab_size=800),
+        tokenizer_object=_byte_level_bpe(specials, vocab_size=800),
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         unk_token=None,
         padding_side="left",
-        chat_template=_QWEN_CHAT_TEMPLATE,
+        chat_template=template,
         extra_special_tokens=extra,
         model_max_length=4096,
     )
@@ -256,9 +279,9 @@ def _clip_tokenizer() -> Any:
 
 
 def _seed() -> None:
+    """Seed weight initialisation (the caller's RNG state is restored by :func:`_quiet_build`)."""
     import torch
 
-    random.seed(_SEED)
     torch.manual_seed(_SEED)
 
 
@@ -435,6 +458,167 @@ def _build_grounding_dino(out: Path) -> None:
     processor.save_pretrained(out)
 
 
+def _build_llava_onevision(out: Path) -> None:
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionImageProcessor,
+        LlavaOnevisionProcessor,
+        LlavaOnevisionVideoProcessor,
+    )
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
+    tok = _chatml_tokenizer(specials, {"image_token": "<image>", "video_token": "<video>"}, _LLAVA_OV_CHAT_TEMPLATE)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in specials}
+    tile, patch = 28, 14
+    # anyres tiling: each image is a base tile plus up to a 2 x 2 grid of tiles.
+    pinpoints = [[tile, tile], [tile, 2 * tile], [2 * tile, tile], [2 * tile, 2 * tile]]
+    config = LlavaOnevisionConfig(
+        text_config={
+            "model_type": "qwen2",
+            "vocab_size": len(tok),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={
+            "model_type": "siglip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": tile,
+            "patch_size": patch,
+        },
+        image_token_index=ids["<image>"],
+        video_token_index=ids["<video>"],
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+        image_grid_pinpoints=pinpoints,
+        vision_aspect_ratio="anyres_max_9",
+    )
+    _seed()
+    model = LlavaOnevisionForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.do_sample = False
+    size = {"height": tile, "width": tile}
+    processor = LlavaOnevisionProcessor(
+        image_processor=LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=pinpoints),
+        tokenizer=tok,
+        video_processor=LlavaOnevisionVideoProcessor(size=size),
+        num_image_tokens=(tile // patch) ** 2,
+        vision_feature_select_strategy="full",
+        chat_template=_LLAVA_OV_CHAT_TEMPLATE,
+        vision_aspect_ratio="anyres_max_9",
+    )
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+
+
+# SmolVLM (Idefics3 format): "User:<image>text<end_of_utterance>\n" turns after one <|im_start|>,
+# "Assistant:" as generation prompt; written from the documented format.
+_SMOLVLM_CHAT_TEMPLATE = (
+    "{{- '<|im_start|>' -}}"
+    "{%- for message in messages -%}"
+    "{{- message['role'] | capitalize -}}"
+    "{%- if message['content'] is string -%}"
+    "{{- ': ' + message['content'] -}}"
+    "{%- else -%}"
+    "{{- ':' if message['content'][0]['type'] == 'image' else ': ' -}}"
+    "{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' -%}{{- '<image>' -}}"
+    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{{- '<end_of_utterance>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- 'Assistant:' -}}{%- endif -%}"
+)
+
+
+def _build_smolvlm(out: Path) -> None:
+    from transformers import (
+        PreTrainedTokenizerFast,
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
+
+    tags = ["<fake_token_around_image>", "<image>", "<global-img>", "<video>"]
+    # image splitting names each tile by its grid cell: all 36 cell tags must be tokens
+    cells = [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
+    specials = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", *tags, *cells]
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=_byte_level_bpe(specials, vocab_size=800),
+        bos_token="<|im_start|>",
+        eos_token="<end_of_utterance>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        padding_side="left",
+        chat_template=_SMOLVLM_CHAT_TEMPLATE,
+        extra_special_tokens={
+            "image_token": "<image>",
+            "fake_image_token": "<fake_token_around_image>",
+            "global_image_token": "<global-img>",
+            "end_of_utterance_token": "<end_of_utterance>",
+            "video_token": "<video>",
+        },
+        model_max_length=4096,
+    )
+    ids = {t: tok.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>")}
+    tile, patch, scale = 32, 8, 2
+    config = SmolVLMConfig(
+        text_config={
+            "model_type": "llama",
+            "vocab_size": len(tok),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "bos_token_id": ids["<|im_start|>"],
+            "eos_token_id": ids["<end_of_utterance>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": tile,
+            "patch_size": patch,
+        },
+        image_token_id=ids["<image>"],
+        scale_factor=scale,
+    )
+    _seed()
+    model = SmolVLMForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<end_of_utterance>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.do_sample = False
+    sizes = {"size": {"longest_edge": 2 * tile}, "max_image_size": {"longest_edge": tile}}
+    processor = SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(do_image_splitting=True, **sizes),
+        tokenizer=tok,
+        video_processor=SmolVLMVideoProcessor(**sizes),
+        image_seq_len=(tile // patch) ** 2 // scale**2,
+        chat_template=_SMOLVLM_CHAT_TEMPLATE,
+    )
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+
+
 @dataclass(frozen=True)
 class _Arch:
     version: int
@@ -447,6 +631,8 @@ _ARCHS: dict[str, _Arch] = {
     "qwen2": _Arch(1, _build_qwen2, "Qwen2 causal LM with the ChatML chat template"),
     "clip": _Arch(1, _build_clip, "CLIP image-text scorer"),
     "grounding-dino": _Arch(1, _build_grounding_dino, "GroundingDINO phrase grounder"),
+    "smolvlm": _Arch(1, _build_smolvlm, "SmolVLM (SigLIP + Llama, Idefics3 image splitting)"),
+    "llava-onevision": _Arch(1, _build_llava_onevision, "LLaVA-OneVision (SigLIP + Qwen2, anyres tiles), the reasoner's family"),
 }
 
 
@@ -511,7 +697,9 @@ def build_tiny(arch: str, cache_dir: Path | None = None) -> Path:
 
 
 def _quiet_build(build: Callable[[Path], None], out: Path) -> None:
-    """Run a builder with transformers' info/warning chatter silenced (random init is intended)."""
+    """Run a builder with transformers' info/warning chatter silenced (random init is intended)
+    and the process's torch RNG state left as it was."""
+    import torch
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
@@ -519,7 +707,8 @@ def _quiet_build(build: Callable[[Path], None], out: Path) -> None:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        build(out)
+        with torch.random.fork_rng(devices=[]):
+            build(out)
     finally:
         hf_logging.set_verbosity(level)
         if bars:
