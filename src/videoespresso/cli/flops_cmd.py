@@ -80,6 +80,10 @@ def flops_command(
     image_size: Optional[str] = typer.Option(
         None, "--image-size", help="Frame side in px, or 'native' (default: the family's counted size, 224 px for most)."
     ),
+    question_tokens: int = typer.Option(90, "--question-tokens", min=0, help="Prompt text per question (official prompt + 4 options)."),
+    evidence_tokens: int = typer.Option(100, "--evidence-tokens", min=0, help="Stage-1 evidence length."),
+    answer_tokens: int = typer.Option(4, "--answer-tokens", min=1, help="Generated answer length."),
+    caption_tokens: int = typer.Option(40, "--caption-tokens", min=1, help="Selector caption length per candidate."),
     reuse_prefix: bool = typer.Option(
         False, "--reuse-prefix", help="two-stage: stage 2 reuses stage 1's cached frames + question prefix (prefix-caching server)."
     ),
@@ -94,7 +98,7 @@ def flops_command(
 
     Example: videoespresso flops --model-family llava-next-interleave-7b --frames 2.36 --reasoner two-stage --selector caption-llm
     """
-    from ..reason.flops import family_counter, get_family, model_families, query_cost
+    from ..reason.flops import TokenBudget, family_counter, get_family, model_families, query_cost
 
     if list_:
         for family in model_families().values():
@@ -136,6 +140,10 @@ def flops_command(
             selector=selector,  # type: ignore[arg-type]
             selector_vlm=selector_vlm, selector_llm=selector_llm,
             candidates=candidates, image_size=size, exact=exact, reuse_prefix=reuse_prefix,
+            budget=TokenBudget(
+                question_tokens=question_tokens, evidence_tokens=evidence_tokens,
+                answer_tokens=answer_tokens, caption_tokens=caption_tokens,
+            ),
         )
         _query_table(query)
         console.print(
