@@ -50,6 +50,7 @@ from . import select_cmd as _select_cmd  # noqa: E402,F401
 from . import serve_cmd as _serve_cmd  # noqa: E402,F401
 from . import models_cmd as _models_cmd  # noqa: E402,F401
 from . import frames_cmd as _frames_cmd  # noqa: E402,F401
+from . import demo_cmd as _demo_cmd  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

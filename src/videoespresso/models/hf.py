@@ -138,6 +138,10 @@ def load_hf(
                         "device, dtype, trust_remote_code")
     if kind is not None and kind not in KINDS:
         raise SpecError(f"{spec}: an hf checkpoint is one of {', '.join(KINDS)}, not {kind!r}")
+    from transformers.utils import logging as hf_logging
+
+    # transformers draws a per-load weight progress bar; our commands report progress themselves
+    hf_logging.disable_progress_bar()
     config = _load_config(name_or_path, spec, trust_remote_code, options.get("revision"))
     found = checkpoint_kind(config)
     model_type = getattr(config, "model_type", "?")
