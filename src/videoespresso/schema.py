@@ -329,3 +329,5 @@ class Score(Record):
     rule_counts: dict[str, int] = Field(default_factory=dict)
     stderr_weighted: float | None = None
     ci95_weighted: tuple[float, float] | None = None
+    stderr_unweighted: float | None = None
+    ci95_unweighted: tuple[float, float] | None = None

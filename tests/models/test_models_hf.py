@@ -172,6 +172,24 @@ def test_option_logprobs_match_a_manual_forward_pass(tiny_llm):
         assert got == pytest.approx(total, abs=1e-4)
 
 
+def test_letter_scoring_in_a_padded_batch_matches_each_prompt_alone(tiny_llm):
+    conversations = [[user("Which?")], [system("Long system prompt " * 5), user("Which letter fits best?")],
+                     [user("Pick a letter for the frames shown.")]]
+    letters = [["A", "B", "C", "D"]] * 3
+    batched = tiny_llm.option_logprobs(conversations, letters)
+    assert len(tiny_llm.last_prompts) == 3 and "Which letter fits best?" in tiny_llm.last_prompts[1]
+    alone = [tiny_llm.option_logprobs([c], [l])[0] for c, l in zip(conversations, letters)]
+    for got, want in zip(batched, alone):
+        assert got == pytest.approx(want, abs=1e-4)
+    tok, model = tiny_llm.tokenizer, tiny_llm.model
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "Which?"}], add_generation_prompt=True, tokenize=False)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([tok(prompt, add_special_tokens=False)["input_ids"]])).logits[0, -1]
+    manual = torch.log_softmax(logits.float(), dim=-1)
+    assert batched[0] == pytest.approx([manual[tok.convert_tokens_to_ids(x)].item() for x in "ABCD"], abs=1e-4)
+
+
 def test_vlm_option_logprobs_do_not_depend_on_batching(tiny_vlm, images):
     conv = [user("Which option fits the frames?", images[:2])]
     options = ["A", "(B) a red car", "C"]
@@ -258,8 +276,9 @@ def test_explicit_dtype_and_batch_size_are_honoured():
     assert len(out) == 2 and model.calls == 2
 
 
-def test_llava_onevision_family_batches_images_too(images):
-    model = load_model("tiny:llava-onevision", kind="vlm")
+@pytest.mark.parametrize("arch", ["llava-onevision", "smolvlm"])
+def test_other_vlm_families_batch_images_too(images, arch):
+    model = load_model(f"tiny:{arch}", kind="vlm")
     conversations = [[user("What happens?", images[:2])], [user("Describe.", images[2:3])], [user("No image.")]]
     settings = GenerationSettings(max_new_tokens=6)
     batched = model.generate(conversations, settings)

@@ -112,3 +112,22 @@ def test_building_leaves_the_callers_random_state_alone(tmp_path):
     torch.manual_seed(99)
     build_tiny("qwen2", cache_dir=tmp_path)
     assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.slow
+def test_two_processes_building_at_once_share_one_complete_folder(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in [str(Path("src").resolve()), os.environ.get("PYTHONPATH", "")] if p))
+    code = f"from videoespresso.models.tiny import build_tiny; print(build_tiny('qwen2-vl', cache_dir={str(tmp_path)!r}))"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    paths = {out.strip() for out, _ in outs}
+    assert paths == {str(tmp_path / "qwen2-vl-v1")}
+    assert [p.name for p in tmp_path.iterdir()] == ["qwen2-vl-v1"]
+    assert _digest(tmp_path / "qwen2-vl-v1") == _digest(build_tiny("qwen2-vl", cache_dir=tmp_path / "fresh"))

@@ -44,9 +44,14 @@ def _root(
 # Command modules register themselves on ``app`` when imported.
 from . import config_cmd as _config_cmd  # noqa: E402,F401
 from . import build_cmd as _build_cmd  # noqa: E402,F401
-from . import models_cmd as _models_cmd  # noqa: E402,F401
+from . import bench_cmd as _bench_cmd  # noqa: E402,F401
+from . import flops_cmd as _flops_cmd  # noqa: E402,F401
+from . import ask_cmd as _ask_cmd  # noqa: E402,F401
+from . import select_cmd as _select_cmd  # noqa: E402,F401
 from . import serve_cmd as _serve_cmd  # noqa: E402,F401
+from . import models_cmd as _models_cmd  # noqa: E402,F401
 from . import frames_cmd as _frames_cmd  # noqa: E402,F401
+from . import demo_cmd as _demo_cmd  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

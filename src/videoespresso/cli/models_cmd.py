@@ -34,14 +34,16 @@ def tiny_command(
     from ..models.tiny import build_tiny, describe_tiny_archs, list_tiny_archs
 
     names = archs or list_tiny_archs()
-    table = Table("arch", "folder", "size", "seconds", "what")
-    descriptions = describe_tiny_archs()
+    table = Table("arch", "size", "seconds")
+    table.add_column("folder", overflow="fold")
     for name in names:
         start = time.perf_counter()
         path = build_tiny(name)
         took = time.perf_counter() - start
-        table.add_row(name, str(path), f"{_folder_size(path) / 1e6:.2f} MB", f"{took:.2f}", descriptions[name])
+        table.add_row(name, f"{_folder_size(path) / 1e6:.2f} MB", f"{took:.2f}", str(path))
     console.print(table)
+    for name in names:
+        console.print(f"tiny:{name}: {describe_tiny_archs()[name]}", highlight=False, soft_wrap=True)
 
 
 def _probe_image() -> Any:

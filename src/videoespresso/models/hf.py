@@ -138,6 +138,10 @@ def load_hf(
                         "device, dtype, trust_remote_code")
     if kind is not None and kind not in KINDS:
         raise SpecError(f"{spec}: an hf checkpoint is one of {', '.join(KINDS)}, not {kind!r}")
+    from transformers.utils import logging as hf_logging
+
+    # transformers draws a per-load weight progress bar; our commands report progress themselves
+    hf_logging.disable_progress_bar()
     config = _load_config(name_or_path, spec, trust_remote_code, options.get("revision"))
     found = checkpoint_kind(config)
     model_type = getattr(config, "model_type", "?")
@@ -245,7 +249,7 @@ class _HFGenerator(_HFBase):
         self._grammar: Any = None
         #: Conversations actually run through the model (generation and option scoring).
         self.calls = 0
-        #: The rendered prompt text of each conversation of the last ``generate`` call.
+        #: The rendered prompt text of each conversation of the last ``generate`` / ``option_logprobs`` call.
         self.last_prompts: list[str] = []
 
     # -- subclasses: how a conversation becomes a prompt and model inputs
@@ -325,6 +329,10 @@ class _HFGenerator(_HFBase):
             completion.append(n)
         return texts, [int(p) for p in prompt_tokens], completion
 
+    def _with_positions(self, inputs: Any) -> Any:
+        """Inputs for a plain forward pass over left-padded rows (generate() does this itself)."""
+        return inputs
+
     def _json_grammar(self) -> Any:
         from .structured import JsonGrammar
 
@@ -341,33 +349,49 @@ class _HFGenerator(_HFBase):
         ``continuations[i]`` lists the candidate replies to ``conversations[i]`` (e.g. the four
         option letters); the result has the same shape. Continuations are tokenized on their
         own and appended to the prompt's tokens, so every option is scored under the same prompt.
+        Conversations whose continuations are all single tokens (option letters) are scored from
+        one left-padded forward pass over the prompts alone, ``batch_size`` at a time.
         """
         if len(continuations) != len(conversations):
             raise UserError(
                 f"option_logprobs: {len(conversations)} conversations but {len(continuations)} continuation lists"
             )
-        result: list[list[float]] = []
-        for index, (conversation, options) in enumerate(zip(conversations, continuations)):
-            options = list(options)
-            if not options:
-                result.append([])
+        token_ids = [[self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in opts] for opts in continuations]
+        for index, ids in enumerate(token_ids):
+            if any(not t for t in ids):
+                raise UserError(f"option_logprobs: conversation {index} has an empty continuation (no tokens to score)")
+        prompts = [self._render(c, i) for i, c in enumerate(conversations)]
+        self.last_prompts = prompts
+        result: list[list[float]] = [[] for _ in conversations]
+        single = [i for i, ids in enumerate(token_ids) if ids and all(len(t) == 1 for t in ids)]
+        for start in range(0, len(single), self.batch_size):
+            chunk = single[start : start + self.batch_size]
+            convs = [conversations[i] for i in chunk]
+            next_token = self._next_token_logprobs(self._encode([prompts[i] for i in chunk], convs))
+            for row, i in enumerate(chunk):
+                result[i] = [float(next_token[row, t[0]]) for t in token_ids[i]]
+            self.calls += len(chunk)
+        done = set(single)
+        for index, (conversation, ids) in enumerate(zip(conversations, token_ids)):
+            if index in done or not ids:
                 continue
-            prompt = self._render(conversation, index)
-            scores: list[float] = []
-            for start in range(0, len(options), self.batch_size):
-                part = options[start : start + self.batch_size]
-                inputs = self._encode([prompt] * len(part), [conversation] * len(part))
-                scores.extend(self._score_continuations(inputs, part))
+            for start in range(0, len(ids), self.batch_size):
+                part = ids[start : start + self.batch_size]
+                inputs = self._encode([prompts[index]] * len(part), [conversation] * len(part))
+                result[index].extend(self._score_continuations(inputs, part))
             self.calls += 1
-            result.append(scores)
         return result
 
-    def _score_continuations(self, inputs: Any, options: list[str]) -> list[float]:
+    def _next_token_logprobs(self, inputs: Any) -> "torch.Tensor":
         import torch
 
-        ids = [self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in options]
-        if any(not t for t in ids):
-            raise UserError("option_logprobs: an empty continuation has no tokens to score")
+        with torch.inference_mode():
+            logits = self.model(**self._with_positions(inputs)).logits[:, -1]
+        return torch.log_softmax(logits.float(), dim=-1).cpu()
+
+    def _score_continuations(self, inputs: Any, ids: list[list[int]]) -> list[float]:
+        import torch
+
         prompt_len = inputs["input_ids"].shape[1]
         width = max(len(t) for t in ids)
         pad = self.tokenizer.pad_token_id
@@ -464,6 +488,13 @@ class HFChatModel(_HFGenerator):
             return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
         return _apply_template(self.tokenizer.apply_chat_template, messages)
 
+    def _with_positions(self, inputs: Any) -> Any:
+        # Position ids that start at each row's first real token, so a left-padded row scores as
+        # it would alone (models with absolute positions depend on it; RoPE models are unaffected).
+        batch = dict(inputs)
+        batch["position_ids"] = (inputs["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
+        return batch
+
     def _encode(self, prompts: list[str], conversations: Sequence[Conversation]) -> Any:
         # The chat template already wrote the special tokens (BOS, turn markers).
         inputs = self.tokenizer(prompts, padding=True, add_special_tokens=False, return_tensors="pt")
@@ -489,9 +520,13 @@ class HFVisionLanguageModel(_HFGenerator):
         return _apply_template(self.processor.apply_chat_template, messages)
 
     def _encode(self, prompts: list[str], conversations: Sequence[Conversation]) -> Any:
-        images = [_rgb(img) for conv in conversations for m in conv for img in m.images]
-        inputs = self.processor(text=prompts, images=images or None, padding=True, return_tensors="pt")
-        return inputs.to(self.device, dtype=self.dtype) if images else inputs.to(self.device)
+        # One list of images per prompt: processors that split a batch by sample need the nesting,
+        # the others flatten it.
+        images = [[_rgb(img) for m in conv for img in m.images] for conv in conversations]
+        if not any(images):
+            return self.processor(text=prompts, padding=True, return_tensors="pt").to(self.device)
+        inputs = self.processor(text=prompts, images=images, padding=True, return_tensors="pt")
+        return inputs.to(self.device, dtype=self.dtype)
 
 
 def _rgb(image: Any) -> "Image":

@@ -9,8 +9,9 @@ The ``hf`` backends go further and make the reply valid by construction: decodin
 by a grammar compiled from the schema with `xgrammar <https://github.com/mlc-ai/xgrammar>`_, the
 maintained grammar engine behind the structured-output support of vLLM, SGLang and transformers
 integrations (fast, CPU-capable). The grammar emits compact JSON (no free whitespace) and honours
-``maxLength`` / ``maxItems`` / ``enum`` / numeric ranges, so even a random-weight model reaches the
-end of the object within a bounded number of tokens.
+``enum``, ``const``, ``pattern``, ``format``, string/array length bounds, numeric ranges,
+``required``, ``anyOf`` and ``$ref`` (not ``uniqueItems``: validation afterwards catches that), so
+with bounded fields even a random-weight model reaches the end of the object.
 """
 
 from __future__ import annotations

@@ -522,6 +522,103 @@ def _build_llava_onevision(out: Path) -> None:
     processor.save_pretrained(out)
 
 
+# SmolVLM (Idefics3 format): "User:<image>text<end_of_utterance>\n" turns after one <|im_start|>,
+# "Assistant:" as generation prompt; written from the documented format.
+_SMOLVLM_CHAT_TEMPLATE = (
+    "{{- '<|im_start|>' -}}"
+    "{%- for message in messages -%}"
+    "{{- message['role'] | capitalize -}}"
+    "{%- if message['content'] is string -%}"
+    "{{- ': ' + message['content'] -}}"
+    "{%- else -%}"
+    "{{- ':' if message['content'][0]['type'] == 'image' else ': ' -}}"
+    "{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' -%}{{- '<image>' -}}"
+    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{{- '<end_of_utterance>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- 'Assistant:' -}}{%- endif -%}"
+)
+
+
+def _build_smolvlm(out: Path) -> None:
+    from transformers import (
+        PreTrainedTokenizerFast,
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
+
+    tags = ["<fake_token_around_image>", "<image>", "<global-img>", "<video>"]
+    # image splitting names each tile by its grid cell: all 36 cell tags must be tokens
+    cells = [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
+    specials = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", *tags, *cells]
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=_byte_level_bpe(specials, vocab_size=800),
+        bos_token="<|im_start|>",
+        eos_token="<end_of_utterance>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        padding_side="left",
+        chat_template=_SMOLVLM_CHAT_TEMPLATE,
+        extra_special_tokens={
+            "image_token": "<image>",
+            "fake_image_token": "<fake_token_around_image>",
+            "global_image_token": "<global-img>",
+            "end_of_utterance_token": "<end_of_utterance>",
+            "video_token": "<video>",
+        },
+        model_max_length=4096,
+    )
+    ids = {t: tok.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>")}
+    tile, patch, scale = 32, 8, 2
+    config = SmolVLMConfig(
+        text_config={
+            "model_type": "llama",
+            "vocab_size": len(tok),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "bos_token_id": ids["<|im_start|>"],
+            "eos_token_id": ids["<end_of_utterance>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": tile,
+            "patch_size": patch,
+        },
+        image_token_id=ids["<image>"],
+        scale_factor=scale,
+    )
+    _seed()
+    model = SmolVLMForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<end_of_utterance>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.do_sample = False
+    sizes = {"size": {"longest_edge": 2 * tile}, "max_image_size": {"longest_edge": tile}}
+    processor = SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(do_image_splitting=True, **sizes),
+        tokenizer=tok,
+        video_processor=SmolVLMVideoProcessor(**sizes),
+        image_seq_len=(tile // patch) ** 2 // scale**2,
+        chat_template=_SMOLVLM_CHAT_TEMPLATE,
+    )
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+
+
 @dataclass(frozen=True)
 class _Arch:
     version: int
@@ -534,6 +631,7 @@ _ARCHS: dict[str, _Arch] = {
     "qwen2": _Arch(1, _build_qwen2, "Qwen2 causal LM with the ChatML chat template"),
     "clip": _Arch(1, _build_clip, "CLIP image-text scorer"),
     "grounding-dino": _Arch(1, _build_grounding_dino, "GroundingDINO phrase grounder"),
+    "smolvlm": _Arch(1, _build_smolvlm, "SmolVLM (SigLIP + Llama, Idefics3 image splitting)"),
     "llava-onevision": _Arch(1, _build_llava_onevision, "LLaVA-OneVision (SigLIP + Qwen2, anyres tiles), the reasoner's family"),
 }
 

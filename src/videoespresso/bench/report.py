@@ -1,0 +1,279 @@
+"""Markdown and self-contained HTML reports of one or several scored runs.
+
+Each run is a :class:`~videoespresso.bench.score.ScoreReport` (from ``score --json``) or a
+predictions file scored on the fly. The per-task table uses the leaderboard's column order and
+sits next to the published leaderboard rows; plots are matplotlib PNGs, written beside the
+Markdown file and embedded as data URIs in the HTML so that the HTML is one portable file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import FormatError
+from ..schema import find_task
+from .extract import Mode
+from .leaderboard import LeaderboardRow, leaderboard_columns, leaderboard_rows, leaderboard_source
+from .score import ScoreReport, score_file
+
+
+def load_run(path: str | Path, bench: str | Path | None = None, mode: Mode = "default") -> ScoreReport:
+    """A score JSON written by ``score --json``, or a predictions file (scored here)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"run {path} does not exist")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except ValueError as exc:
+            raise FormatError(f"run {path} is not valid JSON: {exc}") from None
+        if isinstance(data, dict) and "score" in data:
+            report = ScoreReport.model_validate(data)
+            return report.model_copy(update={"name": report.name or path.stem})
+    return score_file(path, bench, mode=mode)
+
+
+@dataclass
+class ReportFiles:
+    markdown: Path
+    html: Path
+    figures: list[Path]
+
+
+def _run_columns(report: ScoreReport) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for task in report.score.per_task:
+        info = find_task(task.task)
+        out[info.leaderboard_name if info else task.task] = task.accuracy
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _comparison_rows(runs: Sequence[ScoreReport], board: Sequence[LeaderboardRow]) -> tuple[list[str], list[list[str]]]:
+    columns = leaderboard_columns()
+    extra = sorted({t for r in runs for t in _run_columns(r)} - set(columns))
+    header = ["Model", "Source", "Overall (weighted)", "Avg. (unweighted)", *columns, *extra]
+    rows: list[list[str]] = []
+    for run in runs:
+        acc = _run_columns(run)
+        rows.append(
+            [run.name, "this run", _fmt(run.score.overall_weighted), _fmt(run.score.overall_unweighted)]
+            + [_fmt(acc.get(c)) for c in [*columns, *extra]]
+        )
+    for row in board:
+        unweighted = sum(row.per_task.values()) / len(row.per_task)
+        rows.append(
+            [f"{row.model} ({row.params or '?'}, {row.frames} fr.)", "leaderboard", _fmt(row.overall), _fmt(unweighted)]
+            + [_fmt(row.per_task.get(c)) for c in columns]
+            + ["-" for _ in extra]
+        )
+    return header, rows
+
+
+def _detail_rows(run: ScoreReport) -> tuple[list[str], list[list[str]]]:
+    header = ["Task", "n", "correct", "unparsed", "accuracy", "95% CI (clustered by video)"]
+    rows = []
+    for t in run.score.per_task:
+        info = find_task(t.task)
+        ci = "-" if t.ci95 is None else f"{t.ci95[0]:.1f} - {t.ci95[1]:.1f}"
+        rows.append([info.leaderboard_name if info else t.task, str(t.n), str(t.correct), str(t.unparsed), _fmt(t.accuracy), ci])
+    s = run.score
+    ci_w = "-" if s.ci95_weighted is None else f"{s.ci95_weighted[0]:.1f} - {s.ci95_weighted[1]:.1f}"
+    ci_u = "-" if s.ci95_unweighted is None else f"{s.ci95_unweighted[0]:.1f} - {s.ci95_unweighted[1]:.1f}"
+    rows.append(["Overall (weighted, leaderboard)", str(s.n), str(sum(t.correct for t in s.per_task)), str(s.unparsed), _fmt(s.overall_weighted), ci_w])
+    rows.append(["Avg. (unweighted, paper)", str(len(s.per_task)), "-", "-", _fmt(s.overall_unweighted), ci_u])
+    return header, rows
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _plot_bars(runs: Sequence[ScoreReport], board: Sequence[LeaderboardRow], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    columns = leaderboard_columns()
+    series = [(r.name, [_run_columns(r).get(c, np.nan) for c in columns]) for r in runs]
+    series += [(f"{b.model} (leaderboard)", [b.per_task[c] for c in columns]) for b in board]
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(columns))
+    fig, ax = plt.subplots(figsize=(12, 4.5), dpi=100)
+    for i, (name, values) in enumerate(series):
+        ax.bar(x + i * width - 0.4 + width / 2, values, width, label=name)
+    ax.axhline(25.0, color="grey", linestyle=":", linewidth=1, label="chance (25%)")
+    ax.set_xticks(x, [c.replace(" Analysis", "") for c in columns], rotation=40, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, ncols=2)
+    ax.set_title("Per-task accuracy (leaderboard column order)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_radar(runs: Sequence[ScoreReport], board: Sequence[LeaderboardRow], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    columns = leaderboard_columns()
+    angles = np.linspace(0, 2 * np.pi, len(columns), endpoint=False)
+    closed = np.concatenate([angles, angles[:1]])
+    fig = plt.figure(figsize=(6.5, 6.5), dpi=100)
+    ax = fig.add_subplot(projection="polar")
+    series = [(r.name, [_run_columns(r).get(c, 0.0) for c in columns]) for r in runs]
+    series += [(f"{b.model} (leaderboard)", [b.per_task[c] for c in columns]) for b in board]
+    for name, values in series:
+        vals = np.asarray(values + values[:1], dtype=float)
+        ax.plot(closed, vals, linewidth=1.5, label=name)
+        ax.fill(closed, vals, alpha=0.08)
+    ax.set_xticks(angles, [c.replace(" Analysis", "") for c in columns], fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.1), fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _html_table(header: list[str], rows: list[list[str]], highlight: int = 0) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        cls = ' class="run"' if i < highlight else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+    return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em}
+table{border-collapse:collapse;font-size:12px;margin:8px 0}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
+th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
+tr.run td{background:#eef6ff;font-weight:600}
+pre{background:#f7f7f7;padding:6px;white-space:pre-wrap;font-size:12px}
+img{max-width:100%;border:1px solid #eee}
+.note{color:#555;font-size:13px}
+.wide{overflow-x:auto}
+"""
+
+
+def write_report(
+    runs: Sequence[ScoreReport],
+    out_dir: str | Path,
+    *,
+    leaderboard: Sequence[str] | None = None,
+    title: str = "VideoEspresso benchmark report",
+) -> ReportFiles:
+    """Write ``report.md``, ``report.html`` and the PNG figures into ``out_dir``.
+
+    ``leaderboard`` picks published rows by model name (case-insensitive substring); None shows
+    all 15 in the table and the top three in the plots.
+    """
+    if not runs:
+        raise FormatError("a report needs at least one run")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    board_all = leaderboard_rows()
+    if leaderboard is None:
+        board, plotted = board_all, board_all[:3]
+    else:
+        wanted = [w.lower() for w in leaderboard]
+        board = [b for b in board_all if any(w in b.model.lower() for w in wanted)]
+        plotted = board
+
+    bars, radar = out / "per_task_bars.png", out / "per_task_radar.png"
+    _plot_bars(runs, plotted, bars)
+    _plot_radar(runs, plotted, radar)
+
+    header, rows = _comparison_rows(runs, board)
+    md: list[str] = [f"# {title}", ""]
+    md.append(
+        "Accuracy in percent. **Overall (weighted)** is the leaderboard's sample-weighted accuracy; "
+        "**Avg. (unweighted)** is the paper's mean of the 14 task accuracies. "
+        f"Leaderboard rows: {leaderboard_source()}."
+    )
+    md += ["", "## Per task, next to the published leaderboard", "", _md_table(header, rows), ""]
+    md += ["![per-task accuracy](per_task_bars.png)", "", "![per-task radar](per_task_radar.png)", ""]
+    html_parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        "<p class='note'>Accuracy in percent. <b>Overall (weighted)</b> is the leaderboard's sample-weighted "
+        "accuracy; <b>Avg. (unweighted)</b> is the paper's mean of the 14 task accuracies. Leaderboard rows: "
+        f"{html.escape(leaderboard_source())}.</p>",
+        "<h2>Per task, next to the published leaderboard</h2>",
+        _html_table(header, rows, highlight=len(runs)),
+        f"<p><img alt='per-task accuracy' src='{_data_uri(bars)}'></p>",
+        f"<p><img alt='per-task radar' src='{_data_uri(radar)}'></p>",
+    ]
+
+    for run in runs:
+        d_header, d_rows = _detail_rows(run)
+        rules = sorted(run.score.rule_counts.items(), key=lambda kv: -kv[1])
+        r_rows = [[rule, str(count), f"{100 * count / max(1, run.score.n):.1f}%"] for rule, count in rules]
+        p_rows = [[kind, str(count)] for kind, count in sorted(run.problem_counts.items())]
+        md += [f"## Run: {run.name}", "", f"Source: `{run.source}` (extraction mode: {run.mode})", ""]
+        md += [_md_table(d_header, d_rows), "", "### Extraction rules", "", _md_table(["rule", "count", "share"], r_rows), ""]
+        html_parts += [
+            f"<h2>Run: {html.escape(run.name)}</h2>",
+            f"<p class='note'>Source: <code>{html.escape(str(run.source))}</code> (extraction mode: {html.escape(run.mode)})</p>",
+            _html_table(d_header, d_rows),
+            "<h3>Extraction rules</h3>",
+            _html_table(["rule", "count", "share"], r_rows),
+        ]
+        if p_rows:
+            md += ["### Input problems", "", _md_table(["problem", "count"], p_rows), ""]
+            html_parts += ["<h3>Input problems</h3>", _html_table(["problem", "count"], p_rows)]
+        if run.unparsed_examples:
+            md += ["### Unparsed outputs (examples)", ""]
+            html_parts.append("<h3>Unparsed outputs (examples)</h3>")
+            for ex in run.unparsed_examples:
+                text = str(ex.get("output", ""))
+                md += [f"- `{ex.get('id')}` ({ex.get('task')}, {ex.get('rule')}):", "", "  ```text"]
+                md += ["  " + line for line in (text.splitlines() or [""])] + ["  ```", ""]
+                html_parts.append(
+                    f"<p><code>{html.escape(str(ex.get('id')))}</code> ({html.escape(str(ex.get('task')))}, "
+                    f"{html.escape(str(ex.get('rule')))})</p><pre>{html.escape(text) or '(empty)'}</pre>"
+                )
+
+    md_path, html_path = out / "report.md", out / "report.html"
+    md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
+    page = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        + "\n".join(html_parts)
+        + "</body></html>\n"
+    )
+    html_path.write_text(page, encoding="utf-8")
+    return ReportFiles(markdown=md_path, html=html_path, figures=[bars, radar])
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+__all__ = ["ReportFiles", "load_run", "write_report"]

@@ -1,0 +1,369 @@
+"""Running a vision-language model over the benchmark, resumably.
+
+Predictions stream to a JSONL file, one durable (flushed + fsynced) line per question, in
+benchmark order. A rerun reads the file, drops a half-written last line left by a killed run,
+and answers only the questions not yet there; with the model response cache (SQLite, next to
+the predictions by default) even the question in flight when the run died costs nothing twice.
+
+Frames come from one of three sources, so a frame-selection method plugs in without patching:
+a sampler from :mod:`videoespresso.video` (``uniform:16`` by default), precomputed frame lists
+(a JSON file keyed by question id, read by :func:`videoespresso.select.load_selections`), or a
+selector by name (:func:`videoespresso.select.load_selector`).
+
+Two answering modes: ``generate`` (the prompt, a reply, the extractor reads a letter) and
+``logprob`` (the model's log-probability of each option letter after the prompt; the best letter
+is the answer, nothing is parsed).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+
+from ..errors import ConfigError, UserError
+from ..schema import LETTERS, BenchItem, FrameRef, GenerationSettings, Prediction, find_task
+from .extract import extract_answer
+from .prompts import OPEN_ENDED, render_prompt, template_id
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from ..config import Config
+    from ..schema import Selection
+
+AnswerMode = Literal["generate", "logprob"]
+#: (frames, images) for one benchmark item; raises a UserError (e.g. a VideoError) for a bad video.
+FrameSource = Callable[[BenchItem, Path], "tuple[list[FrameRef], list[Image]]"]
+
+
+@dataclass
+class EvalOptions:
+    template: str = "official"
+    with_evidence: bool = False
+    mode: AnswerMode = "generate"
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    batch_size: int = 4
+    #: Name of the frame source, recorded with every prediction ("uniform:16", "frames:sel.json").
+    frames_label: str = "uniform:16"
+
+
+@dataclass
+class EvalSummary:
+    total: int
+    already_done: int
+    answered: int = 0
+    failed: int = 0
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+    #: The first few failures, "item <id>: <reason>".
+    failure_examples: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    repaired_tail: bool = False
+    out: str = ""
+
+
+# --------------------------------------------------------------------------- item selection
+
+
+def filter_items(items: Sequence[BenchItem], tasks: Sequence[str] | None = None, limit: int | None = None) -> list[BenchItem]:
+    """Keep the items of the given tasks (paper or leaderboard names), then the first ``limit``."""
+    chosen = list(items)
+    if tasks:
+        wanted = set()
+        for name in tasks:
+            info = find_task(name)
+            wanted.add(info.paper_name if info else name)
+        chosen = [i for i in chosen if ((find_task(i.task).paper_name if find_task(i.task) else i.task) in wanted)]
+        if not chosen:
+            raise ConfigError(f"no benchmark item has task {', '.join(tasks)}")
+    if limit is not None:
+        chosen = chosen[:limit]
+    return chosen
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def repair_tail(path: Path) -> bool:
+    """Cut a half-written last line (a run killed mid-write); True when something was cut."""
+    if not path.is_file():
+        return False
+    size = path.stat().st_size
+    if size == 0:
+        return False
+    with path.open("rb+") as handle:
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return False
+        chunk = 1 << 16
+        pos = size
+        while pos > 0:
+            start = max(0, pos - chunk)
+            handle.seek(start)
+            data = handle.read(pos - start)
+            nl = data.rfind(b"\n")
+            if nl >= 0:
+                handle.truncate(start + nl + 1)
+                break
+            pos = start
+        else:
+            handle.truncate(0)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return True
+
+
+def completed_ids(path: Path) -> set[str]:
+    """Ids already in a predictions file (valid lines only)."""
+    from ..formats.jsonl import read_jsonl
+
+    if not path.is_file():
+        return set()
+    done: set[str] = set()
+    for _, obj, error in read_jsonl(path):
+        if error is None and isinstance(obj, dict) and isinstance(obj.get("id"), str):
+            done.add(obj["id"])
+    return done
+
+
+# --------------------------------------------------------------------------- frame sources
+
+
+def resolve_video(item: BenchItem, video_root: Path) -> Path:
+    path = Path(item.video_path)
+    return path if path.is_absolute() else video_root / path
+
+
+def sampler_source(spec: str, max_side: int | None) -> FrameSource:
+    """Frames from a :mod:`videoespresso.video` sampler spec such as ``uniform:16``."""
+    from ..video import parse_sampler, sample_frames
+
+    sampler = parse_sampler(spec)
+
+    def frames(item: BenchItem, video: Path) -> "tuple[list[FrameRef], list[Image]]":
+        sampled, images = sample_frames(video, sampler, size=max_side)
+        return list(sampled.frames), list(images)
+
+    return frames
+
+
+def _frames_of_selection(selection: "Selection", video: Path, max_side: int | None) -> "tuple[list[FrameRef], list[Image]]":
+    from ..video import VideoReader
+
+    indices = [f.index for f in selection.frames]
+    if not indices:
+        raise UserError(f"the selection for {selection.question_id or video} has no frames")
+    with VideoReader(video) as reader:
+        decoded = reader.get_frames_at(indices, size=max_side)
+    return [d.ref for d in decoded], [d.image for d in decoded]
+
+
+def selections_source(path: Path, max_side: int | None) -> FrameSource:
+    """Precomputed frame lists: a JSON file of selections keyed by question id."""
+    from ..select import load_selections
+
+    selections = load_selections(path)
+
+    def frames(item: BenchItem, video: Path) -> "tuple[list[FrameRef], list[Image]]":
+        selection = selections.get(item.id)
+        if selection is None:
+            raise UserError(f"no frame list for this question in {path}")
+        return _frames_of_selection(selection, video, max_side)
+
+    return frames
+
+
+def selector_source(
+    name: str, config: "Config", max_side: int | None, items: Sequence[BenchItem] = ()
+) -> FrameSource:
+    """Frames chosen per question by a selector from :mod:`videoespresso.select`.
+
+    ``items`` go to selectors that read annotations (``oracle`` reads the core frames).
+    """
+    from ..select import load_selector
+
+    selector = load_selector(name, config, items=list(items))
+
+    def frames(item: BenchItem, video: Path) -> "tuple[list[FrameRef], list[Image]]":
+        selection = selector.select(str(video), item.question, item_id=item.id, options=item.options)
+        return _frames_of_selection(selection, video, max_side)
+
+    return frames
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _failure(item: BenchItem, reason: str, opts: EvalOptions, model_spec: str) -> Prediction:
+    return Prediction(
+        id=item.id,
+        task=item.task,
+        video_path=item.video_path,
+        output="",
+        model=model_spec,
+        settings=opts.settings,
+        with_evidence=opts.with_evidence,
+        prompt_template=template_id(opts.template),
+        correct_answer=item.correct_answer,
+        rule="none:error",
+        error=reason,
+        extra={"options": list(item.options), "frames_source": opts.frames_label},
+    )
+
+
+def _reason_family(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+def run_eval(
+    items: Sequence[BenchItem],
+    model: Any,
+    out: Path,
+    frame_source: FrameSource,
+    video_root: Path,
+    opts: EvalOptions,
+    *,
+    on_item: Callable[[Prediction], None] | None = None,
+) -> EvalSummary:
+    """Answer every item not yet in ``out``, appending one prediction line per item."""
+    from ..formats.jsonl import append_jsonl
+    from ..models.protocols import user
+
+    if opts.mode == "logprob" and not hasattr(model, "option_logprobs"):
+        raise ConfigError(f"{getattr(model, 'spec', model)} cannot score options by log-probability; use --mode generate")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    repaired = repair_tail(out)
+    done = completed_ids(out)
+    todo = [i for i in items if i.id not in done]
+    summary = EvalSummary(total=len(items), already_done=len(items) - len(todo), repaired_tail=repaired, out=str(out))
+    reasons: Counter[str] = Counter()
+    spec = getattr(model, "spec", str(model))
+    tmpl = template_id(opts.template)
+    started = time.perf_counter()
+
+    def emit(pred: Prediction) -> None:
+        append_jsonl(out, pred.model_dump(mode="json", exclude_none=True))
+        if pred.error:
+            summary.failed += 1
+            reasons[_reason_family(pred.error)] += 1
+            if len(summary.failure_examples) < 10:
+                summary.failure_examples.append(f"item {pred.id}: {pred.error}")
+        else:
+            summary.answered += 1
+        if on_item is not None:
+            on_item(pred)
+
+    for start in range(0, len(todo), opts.batch_size):
+        batch = todo[start : start + opts.batch_size]
+        ready: list[tuple[BenchItem, list[FrameRef], list[Any]]] = []
+        results: dict[str, Prediction] = {}
+        for item in batch:
+            try:
+                frames, images = frame_source(item, resolve_video(item, video_root))
+            except UserError as exc:
+                results[item.id] = _failure(item, f"frames: {exc}", opts, spec)
+                continue
+            ready.append((item, frames, images))
+        convs = [[user(render_prompt(it, opts.template, opts.with_evidence), images)] for it, _, images in ready]
+        answers = _answer(model, convs, opts, ready)
+        for (item, frames, _), answer in zip(ready, answers):
+            if isinstance(answer, str):
+                results[item.id] = _failure(item, answer, opts, spec)
+                continue
+            results[item.id] = _prediction(item, frames, answer, opts, spec, tmpl)
+        # Written in benchmark order, so a resumed file reads like an uninterrupted one.
+        for item in batch:
+            emit(results[item.id])
+
+    summary.seconds = time.perf_counter() - started
+    summary.failure_reasons = dict(reasons)
+    return summary
+
+
+def _answer(model: Any, convs: list[Any], opts: EvalOptions, ready: list[Any]) -> list[Any]:
+    """One result per conversation: a Generation, a logprob row, or a failure reason string."""
+    if not convs:
+        return []
+    try:
+        return _call(model, convs, opts)
+    except UserError as exc:
+        if len(convs) == 1:
+            return [f"model: {exc}"]
+    # A failed batch is retried item by item so that one bad request fails alone.
+    out: list[Any] = []
+    for conv in convs:
+        try:
+            out.extend(_call(model, [conv], opts))
+        except UserError as exc:
+            out.append(f"model: {exc}")
+    return out
+
+
+def _call(model: Any, convs: list[Any], opts: EvalOptions) -> list[Any]:
+    if opts.mode == "logprob":
+        return model.option_logprobs(convs, [list(LETTERS)] * len(convs))
+    return model.generate(convs, settings=opts.settings)
+
+
+def _prediction(
+    item: BenchItem, frames: list[FrameRef], answer: Any, opts: EvalOptions, spec: str, tmpl: str
+) -> Prediction:
+    extra: dict[str, Any] = {"options": list(item.options), "frames_source": opts.frames_label}
+    if opts.mode == "logprob":
+        scores = [float(x) for x in answer]
+        best = max(range(len(scores)), key=scores.__getitem__)
+        output, letter, rule = LETTERS[best], LETTERS[best], "logprob"
+        extra["logprobs"] = dict(zip(LETTERS, scores))
+    else:
+        output = answer.text
+        if opts.template in OPEN_ENDED:
+            letter, rule = None, "open"
+        else:
+            found = extract_answer(output, item.options)
+            letter, rule = found.letter, found.rule
+        extra["cached"] = bool(getattr(answer, "cached", False))
+        if answer.completion_tokens is not None:
+            extra["completion_tokens"] = answer.completion_tokens
+    return Prediction(
+        id=item.id,
+        task=item.task,
+        video_path=item.video_path,
+        output=output,
+        model=spec,
+        settings=opts.settings if opts.mode == "generate" else None,
+        frames=frames,
+        with_evidence=opts.with_evidence,
+        prompt_template=tmpl,
+        correct_answer=item.correct_answer,
+        letter=letter,
+        rule=rule,
+        extra=extra,
+    )
+
+
+def write_official(items: Sequence[BenchItem], predictions_path: Path, out: Path) -> int:
+    """The official format: each benchmark item with ``model_output`` added (score.py runs on it).
+
+    Items without a prediction are left out; a failed item's ``model_output`` is empty, which the
+    official scorer counts as wrong. Returns the number of items written.
+    """
+    from ..formats.bench import bench_item_to_official
+    from ..formats.jsonl import read_jsonl, write_json_atomic
+
+    outputs: dict[str, str] = {}
+    for _, obj, error in read_jsonl(predictions_path):
+        if error is None and isinstance(obj, dict) and isinstance(obj.get("id"), str):
+            outputs.setdefault(obj["id"], obj.get("output") or "")
+    rows = []
+    for item in items:
+        if item.id in outputs:
+            row = bench_item_to_official(item)
+            # Filtered runs do not keep the file's indices, so the id travels with the item.
+            row.setdefault("id", item.id)
+            row["model_output"] = outputs[item.id]
+            rows.append(row)
+    write_json_atomic(out, rows, indent=2)
+    return len(rows)

@@ -1,0 +1,305 @@
+"""``videoespresso eval | score | judge | report``: the VideoEspresso benchmark.
+
+Exit codes: 0 everything went through; 2 bad input that stopped the command (a missing or
+malformed file, a bad option); 3 the command finished but some items failed or were skipped
+(unreadable videos, malformed prediction lines, duplicate or unknown ids, judge replies that
+could not be parsed); each is reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+from ._common import ConfigOption, ProfileOption, console, effective_config, err_console
+
+#: The command finished, but some items failed or were skipped (each is reported).
+EXIT_PARTIAL = 3
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+# --------------------------------------------------------------------------- eval
+
+
+@app.command("eval")
+def eval_command(
+    bench: Path = typer.Option(..., "--bench", "-b", help="Benchmark file in the official shape (bench_hard.json)."),
+    video_root: Path = typer.Option(..., "--video-root", help="Folder the items' video_path values are relative to."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="VisionLanguageModel spec; default: the profile's reasoner."),
+    out: Path = typer.Option(..., "--out", "-o", help="Predictions JSONL (appended to; a rerun resumes)."),
+    frames: Optional[int] = typer.Option(None, "--frames", "-k", help="Uniform frames per video (default: config eval.frames)."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="Any video sampler spec, e.g. uniform:16, fps:1."),
+    frames_file: Optional[Path] = typer.Option(None, "--frames-file", help="Precomputed frame lists: selections JSON keyed by question id."),
+    selector: Optional[str] = typer.Option(None, "--selector", help="Choose frames per question with this selector."),
+    evidence: bool = typer.Option(False, "--evidence/--no-evidence", help="Insert the item's evidence into the prompt."),
+    template: str = typer.Option("official", "--template", help="Prompt template: official, letter, cot, open."),
+    mode: str = typer.Option("generate", "--mode", help="generate (reply + extractor) or logprob (score the option letters)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens"),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="0 = greedy (default)."),
+    top_p: Optional[float] = typer.Option(None, "--top-p"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Questions per model call (default: config eval.batch_size)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N items (after the task filter)."),
+    task: Optional[list[str]] = typer.Option(None, "--task", help="Only these tasks (paper or leaderboard name); repeatable."),
+    max_side: Optional[int] = typer.Option(None, "--max-side", help="Resize frames so the longer side is at most this."),
+    official: Optional[Path] = typer.Option(None, "--official", help="Also write the official format (items + model_output) here."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Model response cache (SQLite); default: next to --out."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not cache model replies."),
+    profile: Optional[str] = ProfileOption,
+    config: Optional[Path] = ConfigOption,
+) -> None:
+    """Run a vision-language model over the benchmark; predictions stream to JSONL and resume.
+
+    Example: videoespresso eval --bench bench_hard.json --video-root videos --model hf:Qwen/Qwen2-VL-7B-Instruct --out runs/qwen2vl.jsonl
+    """
+    from ..bench.run import (
+        EvalOptions,
+        completed_ids,
+        filter_items,
+        run_eval,
+        sampler_source,
+        selections_source,
+        selector_source,
+        write_official,
+    )
+    from ..errors import ConfigError
+    from ..formats.bench import read_bench
+    from ..models.registry import load_model
+
+    cfg = effective_config(profile, config)
+    if sum(x is not None for x in (frames_file, selector)) + (frames is not None or sampler is not None) > 1:
+        raise ConfigError("choose one frame source: --frames/--sampler, --frames-file or --selector")
+    if mode not in ("generate", "logprob"):
+        raise ConfigError(f"--mode must be generate or logprob, not {mode!r}")
+    if not video_root.is_dir():
+        raise ConfigError(f"--video-root {video_root} is not a folder")
+    settings = cfg.generation.model_copy(
+        update={
+            k: v
+            for k, v in {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": seed}.items()
+            if v is not None
+        }
+    )
+    items = filter_items(read_bench(bench), task, limit)
+    side = max_side if max_side is not None else cfg.sampling.max_side
+    if frames_file is not None:
+        source, label = selections_source(frames_file, side), f"frames-file:{frames_file.name}"
+    elif selector is not None:
+        source, label = selector_source(selector, cfg, side, items), f"selector:{selector}"
+    else:
+        spec = sampler or f"uniform:{frames or cfg.eval.frames}"
+        source, label = sampler_source(spec, side), spec
+    opts = EvalOptions(
+        template=template,
+        with_evidence=evidence,
+        mode=mode,  # type: ignore[arg-type]
+        settings=settings,
+        batch_size=batch_size or cfg.eval.batch_size,
+        frames_label=label,
+    )
+    spec = model or cfg.models.reasoner
+    cache_path = None if no_cache else (cache or (Path(cfg.cache) if cfg.cache else out.with_name(out.name + ".cache.sqlite")))
+    vlm = load_model(spec, kind="vlm", cache=cache_path, **cfg.model_options(spec))
+
+    with _progress() as progress:
+        bar = progress.add_task(f"eval {spec}", total=len(items))
+        progress.update(bar, completed=len(completed_ids(out) & {i.id for i in items}))
+        summary = run_eval(items, vlm, out, source, video_root, opts, on_item=lambda _: progress.advance(bar))
+
+    if summary.repaired_tail:
+        err_console.print(f"[yellow]dropped a half-written last line in {out} (an interrupted run)[/]")
+    console.print(
+        f"{summary.total} items: {summary.already_done} already done, {summary.answered} answered, "
+        f"{summary.failed} failed in {summary.seconds:.1f} s -> {out}"
+    )
+    for reason, count in summary.failure_reasons.items():
+        err_console.print(f"  failed ({reason}): {count}")
+    for example in summary.failure_examples:
+        err_console.print(f"  {example}", highlight=False, markup=False)
+    if official is not None:
+        written = write_official(items, out, official)
+        console.print(f"official format: {written} items -> {official}")
+    if summary.failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+# --------------------------------------------------------------------------- score
+
+
+@app.command("score")
+def score_command(
+    predictions: Path = typer.Argument(..., help="Predictions JSONL (from eval) or an official-format JSON list."),
+    bench: Optional[Path] = typer.Option(None, "--bench", "-b", help="Benchmark file (optional when predictions carry task and correct_answer)."),
+    legacy: bool = typer.Option(False, "--legacy", help="Use the official score.py rule (first capital A-D anywhere)."),
+    embedder: Optional[str] = typer.Option(None, "--embedder", help="Map unreadable replies to the nearest option (the paper's protocol), e.g. minilm."),
+    margin: float = typer.Option(0.0, "--margin", help="With --embedder: required cosine gap between best and second option."),
+    judge_fallback: Optional[str] = typer.Option(None, "--judge-fallback", help="ChatModel that maps unreadable replies (may answer none)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON here."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name in the JSON and in reports."),
+    partial: bool = typer.Option(False, "--partial", help="The run covered part of the benchmark on purpose (--limit/--task): do not report the rest as missing."),
+) -> None:
+    """Per-task accuracy, the weighted (leaderboard) and unweighted (paper) averages, unparsed rates.
+
+    Example: videoespresso score runs/qwen2vl.jsonl --bench bench_hard.json --json runs/qwen2vl.score.json
+    """
+    from ..bench.score import score_file
+    from ..errors import ConfigError
+    from ..formats.jsonl import write_json_atomic
+    from ..models.registry import load_model
+
+    if legacy and (embedder or judge_fallback):
+        raise ConfigError("--legacy reproduces score.py; it cannot be combined with --embedder or --judge-fallback")
+    emb = load_model(embedder, kind="embedder") if embedder else None
+    judge = load_model(judge_fallback, kind="chat") if judge_fallback else None
+    report = score_file(
+        predictions,
+        bench,
+        mode="legacy" if legacy else "default",
+        embedder=emb,
+        judge=judge,
+        embedding_margin=margin,
+        partial=partial,
+        name=name or predictions.stem,
+    )
+    _print_score(report)
+    if json_out is not None:
+        write_json_atomic(json_out, report.model_dump(mode="json"))
+        console.print(f"results -> {json_out}")
+    if report.problems:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _print_score(report) -> None:
+    from rich.table import Table
+
+    from ..schema import find_task
+
+    score = report.score
+    table = Table(title=f"{report.name} ({report.mode} extraction)")
+    for col in ("task", "n", "correct", "unparsed", "accuracy", "95% CI"):
+        table.add_column(col, justify="left" if col == "task" else "right")
+    for t in score.per_task:
+        info = find_task(t.task)
+        ci = "-" if t.ci95 is None else f"{t.ci95[0]:.1f}-{t.ci95[1]:.1f}"
+        table.add_row(info.leaderboard_name if info else t.task, str(t.n), str(t.correct), str(t.unparsed), f"{t.accuracy:.1f}", ci)
+    ci_w = "-" if score.ci95_weighted is None else f"{score.ci95_weighted[0]:.1f}-{score.ci95_weighted[1]:.1f}"
+    ci_u = "-" if score.ci95_unweighted is None else f"{score.ci95_unweighted[0]:.1f}-{score.ci95_unweighted[1]:.1f}"
+    table.add_section()
+    table.add_row("Overall (weighted, leaderboard)", str(score.n), str(sum(t.correct for t in score.per_task)), str(score.unparsed), f"{score.overall_weighted:.1f}", ci_w)
+    table.add_row("Avg. (unweighted, paper)", str(len(score.per_task)), "", "", f"{score.overall_unweighted:.1f}", ci_u)
+    console.print(table)
+    if score.rule_counts:
+        console.print("extraction rules: " + ", ".join(f"{k} {v}" for k, v in score.rule_counts.items()), highlight=False)
+    if report.problems:
+        err_console.print(f"[yellow]{len(report.problems)} input problems (not scored):[/] "
+                          + ", ".join(f"{k} {v}" for k, v in sorted(report.problem_counts.items())), highlight=False)
+        for problem in report.problems[:20]:
+            err_console.print(f"  {problem.message}", highlight=False, markup=False)
+        if len(report.problems) > 20:
+            err_console.print(f"  ... and {len(report.problems) - 20} more (see --json)")
+
+
+# --------------------------------------------------------------------------- judge
+
+
+@app.command("judge")
+def judge_command(
+    predictions: Path = typer.Argument(..., help="Predictions JSONL or official-format JSON with open-ended answers."),
+    judge: Optional[str] = typer.Option(None, "--judge", "-j", help="ChatModel spec of the judge; default: the profile's judge."),
+    bench: Optional[Path] = typer.Option(None, "--bench", "-b", help="Benchmark file (questions and reference answers)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Judgements JSONL (appended to; a rerun resumes). Default: PRED.judge.jsonl"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the summary as JSON here."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    max_new_tokens: int = typer.Option(96, "--max-new-tokens"),
+    constrained: bool = typer.Option(True, "--constrained/--no-constrained", help="Ask the backend for schema-constrained JSON."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Judge response cache (SQLite)."),
+    profile: Optional[str] = ProfileOption,
+    config: Optional[Path] = ConfigOption,
+) -> None:
+    """Open-ended scores from an LLM judge: Logic, Factuality, Description Accuracy, Conciseness, overall (x10).
+
+    Example: videoespresso judge runs/open.jsonl --bench bench_hard.json --judge openai:gpt-4o --json runs/open.judge.json
+    """
+    from rich.table import Table
+
+    from ..bench.judge import CRITERIA, CRITERIA_LABELS, judge_answers, load_judge_inputs, read_judgements, summarize
+    from ..bench.run import repair_tail
+    from ..formats.jsonl import append_jsonl, write_json_atomic
+    from ..models.registry import load_model
+    from ..schema import GenerationSettings
+
+    cfg = effective_config(profile, config)
+    spec = judge or cfg.models.judge
+    requests, skipped = load_judge_inputs(predictions, bench)
+    out = out or predictions.with_name(predictions.stem + ".judge.jsonl")
+    repair_tail(out)
+    previous = {j.id: j for j in read_judgements(out)}
+    todo = [r for r in requests if r.id not in previous]
+    model = load_model(spec, kind="chat", cache=cache, **cfg.model_options(spec))
+    with _progress() as progress:
+        bar = progress.add_task(f"judge {spec}", total=len(requests), completed=len(requests) - len(todo))
+
+        def done(j) -> None:
+            append_jsonl(out, j.model_dump(mode="json"))
+            progress.advance(bar)
+
+        new = judge_answers(
+            todo, model, settings=GenerationSettings(max_new_tokens=max_new_tokens),
+            batch_size=batch_size, constrained=constrained, on_done=done,
+        )
+    wanted = {r.id for r in requests}
+    judgements = [j for j in previous.values() if j.id in wanted] + new
+    summary = summarize(judgements, spec)
+    table = Table(title=f"judge {spec}: {summary.judged}/{summary.n} graded (x10)")
+    for c in CRITERIA:
+        table.add_column(CRITERIA_LABELS[c], justify="right")
+    table.add_row(*[f"{summary.means[c]:.2f}" if c in summary.means else "-" for c in CRITERIA])
+    console.print(table)
+    if summary.failed:
+        err_console.print(f"[yellow]{summary.failed} replies could not be parsed after one retry:[/] "
+                          + ", ".join(f"{k} {v}" for k, v in summary.failure_reasons.items()), highlight=False)
+    for message in skipped[:20]:
+        err_console.print(f"  skipped: {message}", highlight=False, markup=False)
+    if json_out is not None:
+        write_json_atomic(json_out, {**summary.model_dump(mode="json"), "skipped": skipped})
+        console.print(f"summary -> {json_out}")
+    if summary.failed or skipped:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+# --------------------------------------------------------------------------- report
+
+
+@app.command("report")
+def report_command(
+    runs: list[Path] = typer.Argument(..., help="Score JSON files (score --json) or prediction files."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for report.md, report.html and the figures."),
+    bench: Optional[Path] = typer.Option(None, "--bench", "-b", help="Benchmark file, for prediction files given as runs."),
+    leaderboard: Optional[list[str]] = typer.Option(None, "--leaderboard", "-l", help="Published rows to show (name substring); repeatable. Default: all."),
+    title: str = typer.Option("VideoEspresso benchmark report", "--title"),
+) -> None:
+    """Markdown and self-contained HTML report: per-task table next to the published leaderboard, plots.
+
+    Example: videoespresso report runs/qwen2vl.score.json runs/llava.score.json --out report/ -l LLaVA-Video -l LongVA
+    """
+    from ..bench.report import load_run, write_report
+
+    loaded = [load_run(r, bench) for r in runs]
+    files = write_report(loaded, out, leaderboard=leaderboard, title=title)
+    console.print(f"report -> {files.markdown} and {files.html}")
