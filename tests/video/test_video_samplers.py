@@ -146,3 +146,16 @@ def test_parse_sampler_rejects_bad_text(text, fragment):
     with pytest.raises(UserError, match=fragment) as info:
         parse_sampler(text)
     assert repr(text.strip()) in str(info.value) or "unknown sampler" in str(info.value)
+
+
+def test_samplers_accept_an_open_reader_and_report_progress(clip):
+    seen: list[tuple[float, float]] = []
+    with VideoReader(clip.path) as r:
+        record = FpsSampler(1).sample(r)  # leaves the reader open
+        _, frames = UniformSampler(4).sample_with_frames(r, progress=lambda done, total: seen.append((done, total)))
+        assert len(frames) == 4 and len(record.frames) == 6
+        assert r.get_frames_at([1])[0].index == 1
+    assert seen and all(total == pytest.approx(clip.duration_s) for _, total in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen[-1][0] == pytest.approx(clip.frame_times[-1])
+    assert repr(UniformSampler(4)) == "UniformSampler('uniform:4')"
