@@ -189,6 +189,10 @@ class VideoReader:
         pts: list[int] = []
         key_pts: list[int] = []
         durations: list[int] = []
+        # Packets before the first keyframe (a file cut mid-GOP) cannot be decoded: they are
+        # counted against the header but left out of the table.
+        leading: list[int] = []
+        packets = 0
         missing = False
         with translate_errors(self.path, "indexing"):
             self._seek(0, key=False)
@@ -196,16 +200,28 @@ class VideoReader:
                 deadline.check()
                 if packet.size == 0 or packet.is_discard:
                     continue
+                packets += 1
                 ts = packet.pts if packet.pts is not None else packet.dts
                 if ts is None:
                     missing = True
                     break
+                if not key_pts and not packet.is_keyframe:
+                    leading.append(ts)
+                    continue
                 pts.append(ts)
                 durations.append(packet.duration or 0)
                 if packet.is_keyframe:
                     key_pts.append(ts)
         if missing:
             return self._table_by_decoding(tb)
+        if not key_pts:
+            # No packet is flagged as a keyframe (some intra-only or raw streams): everything is
+            # decodable from the start, which is then the only seek point.
+            pts, durations, key_pts = leading, [0] * len(leading), leading[:1]
+        elif any(ts < key_pts[0] for ts in pts):
+            # Open-GOP leading pictures of the first keyframe refer to frames before the cut.
+            keep = [i for i, ts in enumerate(pts) if ts >= key_pts[0]]
+            pts, durations = [pts[i] for i in keep], [durations[i] for i in keep]
         if not pts:
             raise EmptyVideoError(f"video {self.path}: the video stream holds no frames")
         order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
@@ -224,10 +240,10 @@ class VideoReader:
             last_duration_s=float(last_dur * tb) if last_dur else 0.0,
         )
         claimed = int(stream.frames or 0)
-        if self.strict and claimed and claimed != len(sorted_pts):
+        if self.strict and claimed and claimed != packets:
             raise FrameCountMismatchError(
                 f"video {self.path}: the container claims {claimed} frames but its data holds "
-                f"{len(sorted_pts)} (truncated or damaged file)"
+                f"{packets} (truncated or damaged file)"
             )
         return table
 
