@@ -185,3 +185,16 @@ def test_file_cut_in_the_middle_of_a_gop(tmp_path, ext):
     from videoespresso.video import FpsSampler
 
     assert [f.index for f in FpsSampler(1).sample(cut).frames] == [0, 25]
+
+
+def test_sorted_requests_take_one_pass_and_seek_only_to_skip_work(clip):
+    # clip: 150 frames, a keyframe every 20.
+    with VideoReader(clip.path) as r:
+        r.table  # indexing rewinds once; count only what decoding does
+        before = r.seeks
+        frames = r.get_frames_at(list(range(0, 150, 3)), output="numpy")
+        assert _numbers(frames) == list(range(0, 150, 3))
+        assert r.seeks - before == 1  # dense request: one forward pass
+        before = r.seeks
+        assert _numbers(r.get_frames_at([2, 75, 145], output="numpy")) == [2, 75, 145]
+        assert r.seeks - before == 3  # sparse request: jump to the keyframe before each frame

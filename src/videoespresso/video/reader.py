@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 #: aspect kept, never enlarged).
 Size = Union[None, int, tuple[int, int]]
 Output = Literal["pil", "numpy"]
+#: A forward seek must skip more frames than this to be worth the decoder flush it causes.
+SEEK_MIN_SKIP = 4
 #: Called with (seconds decoded so far, video duration in seconds).
 ProgressFn = Callable[[float, float], None]
 
@@ -150,6 +152,8 @@ class VideoReader:
         self._pos: int | None = None
         self._frames: Iterator["av.VideoFrame"] | None = None
         self._active_deadline: Deadline | None = None
+        #: Number of demuxer seeks so far (each one flushes the decoder).
+        self.seeks = 0
         #: Keyframes a seek does not land on (the demuxer picks an earlier one).
         self._unseekable: set[int] = set()
         #: While set, packets whose timestamp is not in it may be skipped by the decoder.
@@ -417,6 +421,7 @@ class VideoReader:
         self._pos = None
         self._frames = None
         self._maybe_skipped.clear()
+        self.seeks += 1
         try:
             if key:
                 self._container.seek(offset, backward=True, any_frame=False, stream=self._stream)
@@ -432,12 +437,16 @@ class VideoReader:
             return False
 
     def _worth_seeking(self, key_i: int) -> bool:
-        """Whether keyframe ``key_i`` lies ahead of the decoder (so seeking skips work)."""
-        return (
-            self._pos is not None
-            and key_i not in self._unseekable
-            and int(self.table.key_pts[key_i]) > self._pos
-        )
+        """Whether keyframe ``key_i`` lies far enough ahead of the decoder that seeking skips
+        more work than it costs (a seek flushes the decoder, which must then refill)."""
+        if self._pos is None or key_i in self._unseekable:
+            return False
+        t = self.table
+        key = int(t.key_pts[key_i])
+        if key <= self._pos:
+            return False
+        between = int(np.searchsorted(t.pts, key)) - int(np.searchsorted(t.pts, self._pos, side="right"))
+        return between > SEEK_MIN_SKIP
 
     def _next_frames(self) -> Iterator["av.VideoFrame"]:
         """The decoder's output from the current position. Kept between calls: a packet may
