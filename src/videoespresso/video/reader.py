@@ -120,6 +120,8 @@ class VideoReader:
     ...     [f.ref.seconds for f in frames]
     [0.0, 1.92, 3.84]
 
+    Not thread-safe: use one reader per thread (readers are cheap to open).
+
     ``timeout_s`` bounds each operation (opening, indexing, one decoding pass) on this file;
     ``strict`` makes a container whose header promises more frames than its data holds an error
     (:class:`FrameCountMismatchError`) instead of silently using the frames that exist.
