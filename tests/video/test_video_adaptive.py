@@ -107,3 +107,16 @@ def test_from_config_uses_the_sampling_section():
     sampler = AdaptiveSampler.from_config(cfg.sampling)
     assert (sampler.static_fps, sampler.dynamic_fps) == (cfg.sampling.static_fps, cfg.sampling.dynamic_fps)
     assert sampler.effective_threshold == (cfg.sampling.motion_threshold or DEFAULT_THRESHOLD)
+
+
+@pytest.mark.parametrize(
+    "codec, pix_fmt, name",
+    [("h264", "yuv420p10le", "ten_bit.mkv"), ("h264", "yuv444p", "full_chroma.mp4"), ("mjpeg", "yuvj420p", "intra.mkv")],
+)
+def test_other_pixel_formats_and_intra_only_codecs(tmp_path, codec, pix_fmt, name):
+    # 10-bit frames take the scaler path for thumbnails; MJPEG has no inter frames at all.
+    clip = make_video(tmp_path / name, [StaticShot(2.0), MovingShapes(2.0)], fps=25, codec=codec, pix_fmt=pix_fmt)
+    with VideoReader(clip.path) as r:
+        record, frames = AdaptiveSampler(1, 3).sample_with_frames(r, output="numpy")
+    assert record.params["dynamic_seconds"] == [2, 3]
+    assert [read_frame_number(f.image) for f in frames] == [f.index for f in record.frames]

@@ -62,6 +62,7 @@ def test_frames_batch_records_failures_and_goes_on(clip, tmp_path):
     [
         (["-s", "bogus:1"], "unknown sampler 'bogus:1'"),
         (["--size", "12y"], "--size '12y'"),
+        (["--quality", "500"], "--quality 500"),
     ],
 )
 def test_frames_bad_options_exit_2(clip, tmp_path, args, message):

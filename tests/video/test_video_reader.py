@@ -160,3 +160,41 @@ def test_iter_decoded_all_or_skipping_unreferenced_frames(clip):
         assert len(got) < clip.num_frames
         # The reader is usable normally afterwards.
         assert _numbers(r.get_frames_at([8, 9], output="numpy")) == [8, 9]
+
+
+@pytest.mark.parametrize("ext", ["mp4", "ts"])
+def test_file_cut_in_the_middle_of_a_gop(tmp_path, ext):
+    # Stream copies cut without re-encoding start with frames whose keyframe was cut away; they
+    # cannot be decoded, so the video starts at the first keyframe.
+    import av
+
+    clip = make_video(tmp_path / "src.mkv", [MovingShapes(3.0)], fps=25, gop=25)
+    cut = tmp_path / f"cut.{ext}"
+    with av.open(str(clip.path)) as src, av.open(str(cut), "w") as dst:
+        s_in = src.streams.video[0]
+        s_out = dst.add_stream_from_template(s_in)
+        for n, packet in enumerate(p for p in src.demux(s_in) if p.dts is not None):
+            if n >= 10:
+                packet.stream = s_out
+                dst.mux(packet)
+    with VideoReader(cut) as r:
+        assert r.num_frames == clip.num_frames - 25
+        assert r.frame_times[0] == 0.0
+        frames = r.get_frames_at([0, 5, r.num_frames - 1], output="numpy")
+    assert _numbers(frames) == [25, 30, clip.num_frames - 1]
+    from videoespresso.video import FpsSampler
+
+    assert [f.index for f in FpsSampler(1).sample(cut).frames] == [0, 25]
+
+
+def test_sorted_requests_take_one_pass_and_seek_only_to_skip_work(clip):
+    # clip: 150 frames, a keyframe every 20.
+    with VideoReader(clip.path) as r:
+        r.table  # indexing rewinds once; count only what decoding does
+        before = r.seeks
+        frames = r.get_frames_at(list(range(0, 150, 3)), output="numpy")
+        assert _numbers(frames) == list(range(0, 150, 3))
+        assert r.seeks - before == 1  # dense request: one forward pass
+        before = r.seeks
+        assert _numbers(r.get_frames_at([2, 75, 145], output="numpy")) == [2, 75, 145]
+        assert r.seeks - before == 3  # sparse request: jump to the keyframe before each frame

@@ -146,3 +146,27 @@ def test_parse_sampler_rejects_bad_text(text, fragment):
     with pytest.raises(UserError, match=fragment) as info:
         parse_sampler(text)
     assert repr(text.strip()) in str(info.value) or "unknown sampler" in str(info.value)
+
+
+def test_samplers_accept_an_open_reader_and_report_progress(clip):
+    seen: list[tuple[float, float]] = []
+    with VideoReader(clip.path) as r:
+        record = FpsSampler(1).sample(r)  # leaves the reader open
+        _, frames = UniformSampler(4).sample_with_frames(r, progress=lambda done, total: seen.append((done, total)))
+        assert len(frames) == 4 and len(record.frames) == 6
+        assert r.get_frames_at([1])[0].index == 1
+    assert seen and all(total == pytest.approx(clip.duration_s) for _, total in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen[-1][0] == pytest.approx(clip.frame_times[-1])
+    assert repr(UniformSampler(4)) == "UniformSampler('uniform:4')"
+
+
+def test_single_frame_video(tmp_path):
+    from videoespresso.video.synth import StaticShot, make_video
+
+    clip = make_video(tmp_path / "one.mp4", [StaticShot(0.04)], fps=25)
+    assert clip.num_frames == 1
+    for spec, expected in [("uniform:4", [0, 0, 0, 0]), ("fps:1", [0]), ("fps:30", [0]), ("adaptive", [0])]:
+        record = parse_sampler(spec).sample(clip.path)
+        assert [f.index for f in record.frames] == expected, spec
+        assert all(f.seconds == 0.0 for f in record.frames)

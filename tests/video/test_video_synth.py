@@ -84,7 +84,7 @@ def test_bad_videos_are_written(tmp_path, kind):
 
 
 def test_invalid_arguments(tmp_path):
-    with pytest.raises(ValueError, match="even"):
+    with pytest.raises(ValueError, match="must be even"):
         make_video(tmp_path / "x.mp4", [StaticShot(1)], size=(161, 120))
     with pytest.raises(ValueError, match="kind"):
         make_test_video(tmp_path / "x.mp4", "nope")  # type: ignore[arg-type]

@@ -57,7 +57,7 @@ def frames_command(
         "adaptive[:STATIC_FPS[:DYNAMIC_FPS[:THRESHOLD]]][:fast].",
     ),
     size: Optional[str] = typer.Option(None, "--size", help="Longest side (448) or exact size (320x240)."),
-    quality: int = typer.Option(90, "--quality", min=1, max=100, help="JPEG quality."),
+    quality: int = typer.Option(90, "--quality", help="JPEG quality, 1-100."),
 ) -> None:
     """Sample frames and write them as JPEG files (named by index and time) plus frames.json.
 
@@ -70,6 +70,8 @@ def frames_command(
 
     chosen = parse_sampler(sampler)
     size_spec = parse_size(size)
+    if not 1 <= quality <= 100:
+        raise UserError(f"--quality {quality}: JPEG quality must be between 1 and 100")
     failures: list[tuple[Path, str]] = []
     progress = Progress(
         TextColumn("{task.description}"),

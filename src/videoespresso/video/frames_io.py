@@ -5,6 +5,8 @@ A frame file is named ``f{index:06d}_t{seconds:010.3f}.jpg`` (``f000048_t000001.
 reads them back. The sidecar is the :class:`~videoespresso.schema.SampledFrames` record (sampler
 name and parameters, each frame's index, seconds and file name relative to the folder). Every
 file is written to a temporary name and renamed, so a crash never leaves a half-written one.
+The sidecar is the list of record: frame files of an earlier run into the same folder are left
+alone, not listed.
 """
 
 from __future__ import annotations

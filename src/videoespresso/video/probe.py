@@ -1,9 +1,10 @@
 """Probing: what a video file is, from its header, in milliseconds.
 
 The frame count is the container's when it records one (MP4 does: exact). Otherwise it is
-estimated from duration x average fps and marked ``num_frames_exact=False``; pass
-``count_frames=True`` to count the frames (demuxing only, no decoding: fast), which also gives
-an exact variable-frame-rate flag.
+estimated from duration x average fps and marked ``num_frames_exact=False``. The header's
+variable-frame-rate flag is a guess (the container's base and average rates disagree). Pass
+``count_frames=True`` to count the frames (demuxing only, no decoding: fast), which makes both
+exact and also reports a file whose header promises frames its data lacks.
 """
 
 from __future__ import annotations

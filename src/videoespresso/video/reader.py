@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 #: aspect kept, never enlarged).
 Size = Union[None, int, tuple[int, int]]
 Output = Literal["pil", "numpy"]
+#: A forward seek must skip more frames than this to be worth the decoder flush it causes.
+SEEK_MIN_SKIP = 4
 #: Called with (seconds decoded so far, video duration in seconds).
 ProgressFn = Callable[[float, float], None]
 
@@ -118,6 +120,8 @@ class VideoReader:
     ...     [f.ref.seconds for f in frames]
     [0.0, 1.92, 3.84]
 
+    Not thread-safe: use one reader per thread (readers are cheap to open).
+
     ``timeout_s`` bounds each operation (opening, indexing, one decoding pass) on this file;
     ``strict`` makes a container whose header promises more frames than its data holds an error
     (:class:`FrameCountMismatchError`) instead of silently using the frames that exist.
@@ -150,6 +154,8 @@ class VideoReader:
         self._pos: int | None = None
         self._frames: Iterator["av.VideoFrame"] | None = None
         self._active_deadline: Deadline | None = None
+        #: Number of demuxer seeks so far (each one flushes the decoder).
+        self.seeks = 0
         #: Keyframes a seek does not land on (the demuxer picks an earlier one).
         self._unseekable: set[int] = set()
         #: While set, packets whose timestamp is not in it may be skipped by the decoder.
@@ -189,6 +195,10 @@ class VideoReader:
         pts: list[int] = []
         key_pts: list[int] = []
         durations: list[int] = []
+        # Packets before the first keyframe (a file cut mid-GOP) cannot be decoded: they are
+        # counted against the header but left out of the table.
+        leading: list[int] = []
+        packets = 0
         missing = False
         with translate_errors(self.path, "indexing"):
             self._seek(0, key=False)
@@ -196,16 +206,28 @@ class VideoReader:
                 deadline.check()
                 if packet.size == 0 or packet.is_discard:
                     continue
+                packets += 1
                 ts = packet.pts if packet.pts is not None else packet.dts
                 if ts is None:
                     missing = True
                     break
+                if not key_pts and not packet.is_keyframe:
+                    leading.append(ts)
+                    continue
                 pts.append(ts)
                 durations.append(packet.duration or 0)
                 if packet.is_keyframe:
                     key_pts.append(ts)
         if missing:
             return self._table_by_decoding(tb)
+        if not key_pts:
+            # No packet is flagged as a keyframe (some intra-only or raw streams): everything is
+            # decodable from the start, which is then the only seek point.
+            pts, durations, key_pts = leading, [0] * len(leading), leading[:1]
+        elif any(ts < key_pts[0] for ts in pts):
+            # Open-GOP leading pictures of the first keyframe refer to frames before the cut.
+            keep = [i for i, ts in enumerate(pts) if ts >= key_pts[0]]
+            pts, durations = [pts[i] for i in keep], [durations[i] for i in keep]
         if not pts:
             raise EmptyVideoError(f"video {self.path}: the video stream holds no frames")
         order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
@@ -224,10 +246,10 @@ class VideoReader:
             last_duration_s=float(last_dur * tb) if last_dur else 0.0,
         )
         claimed = int(stream.frames or 0)
-        if self.strict and claimed and claimed != len(sorted_pts):
+        if self.strict and claimed and claimed != packets:
             raise FrameCountMismatchError(
                 f"video {self.path}: the container claims {claimed} frames but its data holds "
-                f"{len(sorted_pts)} (truncated or damaged file)"
+                f"{packets} (truncated or damaged file)"
             )
         return table
 
@@ -401,6 +423,7 @@ class VideoReader:
         self._pos = None
         self._frames = None
         self._maybe_skipped.clear()
+        self.seeks += 1
         try:
             if key:
                 self._container.seek(offset, backward=True, any_frame=False, stream=self._stream)
@@ -416,12 +439,16 @@ class VideoReader:
             return False
 
     def _worth_seeking(self, key_i: int) -> bool:
-        """Whether keyframe ``key_i`` lies ahead of the decoder (so seeking skips work)."""
-        return (
-            self._pos is not None
-            and key_i not in self._unseekable
-            and int(self.table.key_pts[key_i]) > self._pos
-        )
+        """Whether keyframe ``key_i`` lies far enough ahead of the decoder that seeking skips
+        more work than it costs (a seek flushes the decoder, which must then refill)."""
+        if self._pos is None or key_i in self._unseekable:
+            return False
+        t = self.table
+        key = int(t.key_pts[key_i])
+        if key <= self._pos:
+            return False
+        between = int(np.searchsorted(t.pts, key)) - int(np.searchsorted(t.pts, self._pos, side="right"))
+        return between > SEEK_MIN_SKIP
 
     def _next_frames(self) -> Iterator["av.VideoFrame"]:
         """The decoder's output from the current position. Kept between calls: a packet may

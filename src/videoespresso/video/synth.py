@@ -214,20 +214,22 @@ def make_video(
     preset: str = "veryfast",
     faststart: bool = False,
     grain: int = 0,
+    pix_fmt: str = "yuv420p",
 ) -> SynthVideo:
     """Encode ``segments`` one after another into ``path`` (container chosen by the suffix).
 
     ``vfr`` makes frame durations irregular (a 1 ms time base); ``audio`` adds an AAC sine tone;
     ``gop`` is the keyframe interval in frames (default two seconds, as streaming encoders use);
     ``faststart`` puts the MP4 index before the data; ``grain`` adds per-frame sensor-like noise
-    of that amplitude (levels), which makes the file as costly to decode as camera footage.
+    of that amplitude (levels), which makes the file as costly to decode as camera footage;
+    ``pix_fmt`` picks the stored pixel format (e.g. ``yuv420p10le`` for 10-bit).
     """
     import av
 
     path = Path(path)
     w, h = size
     if w % 2 or h % 2:
-        raise ValueError(f"size must be even for yuv420p, got {w}x{h}")
+        raise ValueError(f"size must be even (chroma subsampling), got {w}x{h}")
     if not segments:
         raise ValueError("at least one segment is needed")
     total = float(sum(s.seconds for s in segments))
@@ -255,7 +257,7 @@ def make_video(
     with av.open(str(path), mode="w", options=container_options) as out:
         stream = out.add_stream(encoder, rate=rate)
         stream.width, stream.height = w, h
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = pix_fmt
         options: dict[str, str] = {}
         gop_frames = gop if gop is not None else max(1, int(round(2 * fps)))
         stream.codec_context.gop_size = gop_frames

@@ -23,9 +23,9 @@ def time_grid(duration_s: float, rate: float, start_s: float = 0.0) -> np.ndarra
 
 def nearest_indices(times: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Index of the frame time nearest each target (ties to the earlier frame)."""
-    right = np.clip(np.searchsorted(times, targets), 1, len(times) - 1) if len(times) > 1 else np.zeros(len(targets), dtype=int)
     if len(times) == 1:
-        return right
+        return np.zeros(len(targets), dtype=int)
+    right = np.clip(np.searchsorted(times, targets), 1, len(times) - 1)
     left = right - 1
     pick_left = (targets - times[left]) <= (times[right] - targets)
     return np.where(pick_left, left, right)
