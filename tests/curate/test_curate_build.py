@@ -180,6 +180,7 @@ def test_sigkill_during_qa_then_rerun_is_identical_and_repeats_no_call(reference
     rerun_calls = llm.calls - before
     qa = partial.run.stage("qa")
     assert qa.cached == done and qa.computed == total_groups - done
+    assert qa.model_calls == rerun_calls  # the summary counts real model calls, not cache hits
     assert all(partial.run.stage(n).computed == 0 for n in STAGE_NAMES[:4])
     # every QA call of the uninterrupted run was made exactly once across the two processes
     assert rerun_calls + cached_llm == reference["qa_calls"]

@@ -117,7 +117,7 @@ def ask_json(
     constrained: bool = True,
     retry_prompt: Prompt | None = None,
 ) -> tuple[list[JsonReply], int]:
-    """One reply per conversation, and how many requests were sent (for the run summary).
+    """One reply per conversation, and how many replies the model computed (cache hits excluded).
 
     With ``constrained`` the schema goes to the backend (grammar-constrained decoding on ``hf``,
     JSON mode on OpenAI-compatible endpoints); either way the reply is validated here.
@@ -130,7 +130,7 @@ def ask_json(
     for gen in gens:
         value, error = interpret(gen.text, getattr(gen, "parsed", None) if constrained else None, schema)
         replies.append(JsonReply(value, [gen.text], error))
-    sent = len(conversations)
+    sent = sum(not g.cached for g in gens)
     again = [i for i, r in enumerate(replies) if r.value is None]
     if again:
         retry = retry_prompt or load_prompt(RETRY_PROMPT)
@@ -140,7 +140,7 @@ def ask_json(
             for i in again
         ]
         second = model.generate(followups, settings, schema=want)
-        sent += len(followups)
+        sent += sum(not g.cached for g in second)
         for i, gen in zip(again, second):
             value, error = interpret(gen.text, getattr(gen, "parsed", None) if constrained else None, schema)
             replies[i] = JsonReply(value, replies[i].replies + [gen.text], error)

@@ -61,7 +61,7 @@ class CaptionFrames(ModelStage):
             chunk = images[start : start + self.frames_per_call]
             with self.timed("model"):
                 gens = self.model.generate([[user(prompt, [img])] for img in chunk], self.settings)
-            self.model_calls += len(chunk)
+            self.model_calls += sum(not g.cached for g in gens)
             texts.extend(clean_text(g.text) for g in gens)
         captions: dict[int, list[str]] = {}
         for (n, _k), text in zip(jobs, texts):

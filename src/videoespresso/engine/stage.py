@@ -97,6 +97,7 @@ class Stage:
     def __init__(self, resources: Resources | None = None) -> None:
         self.resources = resources or Resources()
         self.timings: dict[str, float] = {}
+        #: Model calls the stage made (replies answered by a response cache are not counted).
         self.model_calls: int = 0
 
     def setup(self) -> None:
