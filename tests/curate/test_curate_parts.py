@@ -148,3 +148,19 @@ def test_build_and_inspect_refuse_bad_paths_with_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["build", str(tmp_path), "--out", str(tmp_path / "out"), "--stages", "9-3"])
     assert exc.value.code == 2
+
+
+def test_both_profiles_build_the_ten_stages_without_loading_models(tmp_path):
+    from videoespresso.config import load_config
+    from videoespresso.curate import STAGE_NAMES, ModelPool, build_stages
+
+    prints = {}
+    for profile in ("offline", "paper"):
+        pool = ModelPool()
+        stages = build_stages(load_config(profile), tmp_path, pool)
+        assert [s.name for s in stages] == list(STAGE_NAMES)
+        assert pool._models == {}
+        prints[profile] = [s.fingerprint() for s in stages]
+        assert all(s.prompt_hash() for s in stages if s.name in ("caption", "qa", "filter", "cot", "options"))
+    # frame size, models, group size and thresholds differ: every stage gets other keys
+    assert all(a != b for a, b in zip(prints["offline"], prints["paper"]))
