@@ -66,7 +66,8 @@ def inspect_command(
         raise UserError(f"{build_dir}: not a build folder (no {STORE_FILE})")
     with Store(path) as store:
         counts = store.counts()
-        table = Table(title=f"{build_dir}: stored results")
+        console.print(f"build folder: {build_dir}", highlight=False)
+        table = Table(title="stored results")
         for col in ("#", "stage", "ok", "failed", "dropped", "errors"):
             table.add_column(col, justify="left" if col == "stage" else "right")
         names = [n for n in STAGE_NAMES if n in counts] + sorted(set(counts) - set(STAGE_NAMES))
@@ -76,6 +77,12 @@ def inspect_command(
             table.add_row(number, name, *(str(c.get(k, 0)) for k in ("ok", "failed", "dropped", "error")))
         console.print(table)
         reasons: dict[tuple[str, str, str], int] = {}
+        for res in store.results(status="ok"):
+            for output in res.outputs:
+                for warning in output.get("_warnings", []):
+                    if warning.get("stage") == res.stage:
+                        key = (res.stage, "warning", warning.get("reason", ""))
+                        reasons[key] = reasons.get(key, 0) + 1
         shown = []
         for status in ("failed", "dropped", "error"):
             for res in store.results(status=status):
