@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from videoespresso.curate import discover_videos, group_spans, parse_stage_range, shuffled_options, tag_evidence
@@ -161,6 +163,9 @@ def test_both_profiles_build_the_ten_stages_without_loading_models(tmp_path):
         assert [s.name for s in stages] == list(STAGE_NAMES)
         assert pool._models == {}
         prints[profile] = [s.fingerprint() for s in stages]
+        # a distributed executor ships the configured stages to its workers
+        copies = pickle.loads(pickle.dumps(stages))
+        assert [s.fingerprint() for s in copies] == prints[profile]
         assert all(s.prompt_hash() for s in stages if s.name in ("caption", "qa", "filter", "cot", "options"))
     # frame size, models, group size and thresholds differ: every stage gets other keys
     assert all(a != b for a, b in zip(prints["offline"], prints["paper"]))
