@@ -198,3 +198,12 @@ def test_sorted_requests_take_one_pass_and_seek_only_to_skip_work(clip):
         before = r.seeks
         assert _numbers(r.get_frames_at([2, 75, 145], output="numpy")) == [2, 75, 145]
         assert r.seeks - before == 3  # sparse request: jump to the keyframe before each frame
+
+
+def test_bad_size_or_output_is_rejected_before_decoding(clip):
+    with VideoReader(clip.path) as r:
+        with pytest.raises(ValueError, match="positive"):
+            r.get_frames_at([1], size=0)
+        with pytest.raises(ValueError, match="output"):
+            r.get_frames_at([1], output="jpeg")  # type: ignore[arg-type]
+        assert r.seeks == 0

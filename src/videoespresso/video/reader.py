@@ -362,6 +362,9 @@ class VideoReader:
     ) -> list[Frame]:
         """Decode the frames at ``indices`` (any order, repeats allowed); returned in request
         order. One forward pass over the sorted unique indices."""
+        if output not in ("pil", "numpy"):
+            raise ValueError(f"output must be 'pil' or 'numpy', got {output!r}")
+        target_size(2, 2, size)  # reject a bad size before decoding anything
         for i in indices:
             self._check_index(i)
         wanted = sorted({int(i) for i in indices})
