@@ -78,3 +78,13 @@ def test_cli_user_error_is_one_line_without_traceback():
     assert proc.returncode == 2
     assert "unknown profile" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["nosuch"], ["eval"], ["config", "--bogus"]])
+def test_cli_usage_errors_exit_2_without_traceback(argv):
+    proc = subprocess.run(
+        [sys.executable, "-m", "videoespresso", *argv], capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Error" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -70,12 +70,28 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except SystemExit:
         raise
-    except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:  # usage errors arrive here in non-standalone mode
+        usage_errors, aborts = _click_exception_types()
+        if isinstance(exc, usage_errors):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, aborts):
             sys.exit(1)
         raise
+
+
+def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """Click's usage-error and abort classes, from click and from the copy newer typers bundle."""
+    import click
+
+    usage: list[type] = [click.exceptions.ClickException]
+    aborts: list[type] = [click.exceptions.Abort]
+    try:  # typer >= 0.26 vendors click as typer._click, whose classes are distinct
+        from typer._click import exceptions as bundled  # type: ignore[import-not-found]
+    except ImportError:
+        pass
+    else:
+        usage.append(bundled.ClickException)
+        if hasattr(bundled, "Abort"):
+            aborts.append(bundled.Abort)
+    return tuple(usage), tuple(aborts)
