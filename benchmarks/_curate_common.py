@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -12,6 +13,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 KINDS = ("mixed", "static_moving", "moving", "cut")
+
+
+def parse_args(doc: str) -> argparse.Namespace:
+    """The options every curate benchmark takes; ``doc`` is its module docstring."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each segment of a test video")
+    return parser.parse_args()
 
 
 def make_videos(folder: Path, n: int, seconds: float = 1.5) -> Path:

@@ -11,18 +11,14 @@ set-up) is reported separately: it is a fixed cost, not framework overhead per i
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import time
 
-from _curate_common import make_videos, offline_config, workdir
+from _curate_common import make_videos, offline_config, parse_args, workdir
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of each segment of a test video")
-    args = parser.parse_args()
+    args = parse_args(__doc__)
     tmp = workdir()
     try:
         from videoespresso.curate import run_build

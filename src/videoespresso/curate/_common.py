@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..engine import Resources, Stage
 from ..errors import ConfigError
@@ -159,4 +159,19 @@ class JsonStage(ModelStage):
                 constrained=self.constrained, retry_prompt=self.prompt(RETRY_PROMPT),
             )
         self.model_calls += sent
+        return replies
+
+    def ask_by_frame_count(
+        self, batch: list[Any], conversations: list[Any], schema_for: Callable[[int], Any]
+    ) -> list[Any]:
+        """``ask`` for items whose schemas depend on their group's frame count: one call per
+        count with ``schema_for(count)``, the replies back in batch order."""
+        groups: dict[int, list[int]] = {}
+        for n, item in enumerate(batch):
+            groups.setdefault(len(item["frames"]), []).append(n)
+        replies: list[Any] = [None] * len(batch)
+        for n_frames, members in groups.items():
+            asked = self.ask([conversations[n] for n in members], schema_for(n_frames))
+            for n, reply in zip(members, asked):
+                replies[n] = reply
         return replies

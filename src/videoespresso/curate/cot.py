@@ -7,7 +7,6 @@ from typing import Any
 from ..engine import Item, derive, failed, warn
 from ..models.protocols import user
 from ._common import JsonStage, numbered_captions, pick_numbered
-from .qa import _by_frame_count
 from .schemas import cot_schema
 
 PROMPT = "curate/cot"
@@ -35,11 +34,10 @@ class AnnotateCoT(JsonStage):
             ))]
             for item in batch
         ]
-        replies: list[Any] = [None] * len(batch)
-        for n_frames, members in _by_frame_count(batch).items():
-            schema = cot_schema(self.max_objects, self.max_core_frames, self.max_chars, n_frames)
-            for n, reply in zip(members, self.ask([conversations[n] for n in members], schema)):
-                replies[n] = reply
+        replies = self.ask_by_frame_count(
+            batch, conversations,
+            lambda n_frames: cot_schema(self.max_objects, self.max_core_frames, self.max_chars, n_frames),
+        )
         out: list[Item] = []
         for item, reply in zip(batch, replies):
             if reply.value is None:

@@ -37,11 +37,9 @@ class GenerateQA(JsonStage):
             ))]
             for item in batch
         ]
-        replies = [None] * len(batch)
-        for n_frames, members in _by_frame_count(batch).items():
-            asked = self.ask([conversations[n] for n in members], qa_schema(self.pairs_per_group, self.max_chars, n_frames))
-            for n, reply in zip(members, asked):
-                replies[n] = reply
+        replies = self.ask_by_frame_count(
+            batch, conversations, lambda n_frames: qa_schema(self.pairs_per_group, self.max_chars, n_frames)
+        )
         out: list[Item] = []
         for item, reply in zip(batch, replies):
             if reply.value is None:
@@ -61,11 +59,3 @@ class GenerateQA(JsonStage):
                     warn(qa_item, self.name, "no_valid_frames", "used every frame of the group")
                 out.append(qa_item)
         return out
-
-
-def _by_frame_count(batch: list[Item]) -> dict[int, list[int]]:
-    """Batch positions grouped by their group's frame count (each count has its own schema)."""
-    groups: dict[int, list[int]] = {}
-    for n, item in enumerate(batch):
-        groups.setdefault(len(item["frames"]), []).append(n)
-    return groups

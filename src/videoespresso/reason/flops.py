@@ -26,7 +26,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import yaml
 
@@ -583,11 +583,3 @@ def query_cost(
     stages += reasoner_stages(counter, frames, reasoner, budget, reuse_prefix)
     return QueryCost(reasoner=reasoner, frames=frames, stages=stages)
 
-
-def iter_paper_comparison(
-    image_size: int | None = None, exact: bool = False
-) -> Iterator[tuple[ModelFamily, FrameCost]]:
-    """Every family the paper gives a per-frame figure for, with our counted frame cost."""
-    for family in model_families().values():
-        if family.paper_tflops_per_frame is not None:
-            yield family, family_counter(family.name, image_size, not exact).frame_cost()

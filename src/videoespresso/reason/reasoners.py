@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 from pydantic import Field
 
@@ -146,6 +146,26 @@ class _Reasoner:
             for text, reply in zip(texts, replies)
         ]
 
+    def _call_by_mode(
+        self, stage: str, template: str, requests: Sequence[ReasonRequest],
+        values: Callable[[int], dict[str, Any]], settings: GenerationSettings,
+    ) -> dict[int, StageRecord]:
+        """``_call`` once per answer mode present, since close- and open-ended questions have
+        their own prompts (``template`` with ``{mode}``); records keyed by request position."""
+        records: dict[int, StageRecord] = {}
+        for mode, idx in _split_by_mode(requests).items():
+            if not idx:
+                continue
+            out = self._call(
+                stage,
+                template.format(mode=mode),
+                [values(i) for i in idx],
+                [[f.image for f in requests[i].frames] for i in idx],
+                settings,
+            )
+            records.update(zip(idx, out))
+        return records
+
     @staticmethod
     def _base_values(request: ReasonRequest) -> dict[str, Any]:
         refs = [f.ref for f in request.frames]
@@ -196,18 +216,10 @@ class DirectReasoner(_Reasoner):
     name = "direct"
 
     def answer_batch(self, requests: Sequence[ReasonRequest]) -> list[ReasonResult]:
-        records: dict[int, StageRecord] = {}
-        for mode, idx in _split_by_mode(requests).items():
-            if not idx:
-                continue
-            out = self._call(
-                "answer",
-                f"reason/answer_{mode}",
-                [self._base_values(requests[i]) for i in idx],
-                [[f.image for f in requests[i].frames] for i in idx],
-                self.settings,
-            )
-            records.update(zip(idx, out))
+        records = self._call_by_mode(
+            "answer", "reason/answer_{mode}", requests,
+            lambda i: self._base_values(requests[i]), self.settings,
+        )
         return [self._result(r, [records[i]], None) for i, r in enumerate(requests)]
 
 
@@ -238,31 +250,15 @@ class TwoStageReasoner(_Reasoner):
         self.evidence_settings = evidence_settings or self.settings
 
     def answer_batch(self, requests: Sequence[ReasonRequest]) -> list[ReasonResult]:
-        images = [[f.image for f in r.frames] for r in requests]
-        groups = _split_by_mode(requests)
-        first: dict[int, StageRecord] = {}
-        for mode, idx in groups.items():
-            if idx:
-                out = self._call(
-                    "evidence",
-                    f"reason/evidence_{mode}",
-                    [self._base_values(requests[i]) for i in idx],
-                    [images[i] for i in idx],
-                    self.evidence_settings,
-                )
-                first.update(zip(idx, out))
+        first = self._call_by_mode(
+            "evidence", "reason/evidence_{mode}", requests,
+            lambda i: self._base_values(requests[i]), self.evidence_settings,
+        )
         evidence = {i: " ".join(s.output.split()) for i, s in first.items()}
-        second: dict[int, StageRecord] = {}
-        for mode, idx in groups.items():
-            if idx:
-                out = self._call(
-                    "answer",
-                    f"reason/evidence_answer_{mode}",
-                    [dict(self._base_values(requests[i]), evidence=evidence[i]) for i in idx],
-                    [images[i] for i in idx],
-                    self.settings,
-                )
-                second.update(zip(idx, out))
+        second = self._call_by_mode(
+            "answer", "reason/evidence_answer_{mode}", requests,
+            lambda i: dict(self._base_values(requests[i]), evidence=evidence[i]), self.settings,
+        )
         return [
             self._result(r, [first[i], second[i]], evidence[i]) for i, r in enumerate(requests)
         ]

@@ -141,6 +141,29 @@ class CandidateMixin:
         info = {"caption_prompt": f"{prompt.name}@v{prompt.version}"}
         return [cache[(video, r.index)] for r in refs], info
 
+    def captioned_candidates(
+        self,
+        reader: "VideoReader",
+        video: "str | os.PathLike[str]",
+        candidates: Sequence[FrameRef] | None,
+        captions: Sequence[str | Caption] | None,
+        captioner: Any,
+        settings: Any,
+        no_captioner: str,
+    ) -> tuple[list[FrameRef], list[str], dict[str, Any]]:
+        """The candidates with one caption each: the caller's (checked against the candidates)
+        or, failing those, the captioner's (with the caption prompt's id). ``no_captioner`` is
+        the error message when neither is there."""
+        refs = self.candidate_refs(reader, candidates)
+        texts = caption_texts(captions)
+        check_captions(video, refs, texts)
+        if texts is not None:
+            return refs, texts, {}
+        if captioner is None:
+            raise SelectionError(no_captioner)
+        texts, info = self.candidate_captions(reader, refs, captioner, settings)
+        return refs, texts, info
+
 
 def check_captions(
     video: "str | os.PathLike[str]", refs: Sequence[FrameRef], captions: list[str] | None

@@ -29,9 +29,6 @@ from ..schema import Caption, FrameRef, GenerationSettings, Selection
 from .base import (
     CandidateMixin,
     FrameSelector,
-    SelectionError,
-    caption_texts,
-    check_captions,
     open_reader,
     uniform_indices,
 )
@@ -204,15 +201,11 @@ class CaptionLLMSelector(CandidateMixin, FrameSelector):
     ) -> Selection:
         from ..models.protocols import user
 
-        texts = caption_texts(captions)
-        extra: dict[str, Any] = {}
         with open_reader(video) as reader:
-            refs = self.candidate_refs(reader, candidates)
-            check_captions(video, refs, texts)
-            if texts is None:
-                if self.captioner is None:
-                    raise SelectionError("caption-llm selector: no captions given and no captioner set")
-                texts, extra = self.candidate_captions(reader, refs, self.captioner, self.caption_settings)
+            refs, texts, extra = self.captioned_candidates(
+                reader, video, candidates, captions, self.captioner, self.caption_settings,
+                "caption-llm selector: no captions given and no captioner set",
+            )
         prompt = self.render_prompt(question, options, refs, texts)
         try:
             reply = self.llm.generate(

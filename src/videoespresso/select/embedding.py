@@ -11,9 +11,6 @@ from ..schema import Caption, FrameRef, GenerationSettings, Selection
 from .base import (
     CandidateMixin,
     FrameSelector,
-    SelectionError,
-    caption_texts,
-    check_captions,
     open_reader,
 )
 
@@ -75,15 +72,11 @@ class EmbeddingSelector(CandidateMixin, FrameSelector):
         candidates: Sequence[FrameRef] | None = None,
         captions: Sequence[str | Caption] | None = None,
     ) -> Selection:
-        texts = caption_texts(captions)
-        extra: dict[str, Any] = {}
         with open_reader(video) as reader:
-            refs = self.candidate_refs(reader, candidates)
-            check_captions(video, refs, texts)
-            if texts is None:
-                if self.captioner is None:
-                    raise SelectionError("embedding selector: no captions given and no captioner set")
-                texts, extra = self.candidate_captions(reader, refs, self.captioner, self.settings)
+            refs, texts, extra = self.captioned_candidates(
+                reader, video, candidates, captions, self.captioner, self.settings,
+                "embedding selector: no captions given and no captioner set",
+            )
         vectors = np.asarray(self.embedder.embed([question, *texts]), dtype=np.float32)
         similarity = vectors[1:] @ vectors[0]
         picked = pick_with_gap(refs, similarity.tolist(), self.k, self.min_gap_s)

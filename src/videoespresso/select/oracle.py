@@ -23,8 +23,6 @@ from .base import (
     CandidateMixin,
     FrameSelector,
     SelectionError,
-    caption_texts,
-    check_captions,
     open_reader,
 )
 
@@ -114,17 +112,11 @@ class OracleSelector(CandidateMixin, FrameSelector):
                     f"oracle selector: item {item_id or question!r} must be located by its "
                     "captions and no text embedder is set"
                 )
-            refs = self.candidate_refs(reader, candidates)
-            texts = caption_texts(captions)
-            check_captions(video, refs, texts)
-            extra: dict[str, Any] = {"located_by": "caption"}
-            if texts is None:
-                if self.captioner is None:
-                    raise SelectionError(
-                        "oracle selector: no candidate captions given and no captioner set"
-                    )
-                texts, more = self.candidate_captions(reader, refs, self.captioner, self.settings)
-                extra.update(more)
+            refs, texts, more = self.captioned_candidates(
+                reader, video, candidates, captions, self.captioner, self.settings,
+                "oracle selector: no candidate captions given and no captioner set",
+            )
+            extra = {"located_by": "caption", **more}
         vectors = np.asarray(self.embedder.embed([*core, *texts]), dtype=np.float32)
         similarity = vectors[: len(core)] @ vectors[len(core):].T
         best = similarity.argmax(axis=1)
