@@ -11,10 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
-TORCH_SPEC="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
-
-if [ "$(uname -m)" = "aarch64" ] && [ -z "${TORCH_SPEC_SET:-}" ]; then
-  TORCH_SPEC="torch==2.9.1 torchvision==0.24.1"
+if [ -z "${TORCH_SPEC:-}" ]; then
+  # the pairs known to install side by side (and, on this project's machines, from local disk)
+  if [ "$(uname -m)" = "aarch64" ]; then
+    TORCH_SPEC="torch==2.9.1 torchvision==0.24.1"
+  else
+    TORCH_SPEC="torch==2.14.1 torchvision==0.29.1"
+  fi
 fi
 
 # System tools used by tests and benchmarks: ffmpeg (reference decoder for benchmarks) and
