@@ -287,6 +287,58 @@ class TrainItem(Record):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+# --------------------------------------------------------------------------- training examples
+
+SFTTarget = Literal["selector", "stage1", "stage2"]
+
+
+class SFTMessage(Record):
+    """One chat turn of a training example. User turns hold the text only; the images of the
+    example belong to the first user turn, in order (``SFTExample.images``)."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class SFTExample(Record):
+    """One supervised fine-tuning example, the unit every trainer and SFT export consumes.
+
+    ``messages`` ends with the assistant turn that is the training target. ``images`` are frame
+    image paths (given to the first user turn, in order) and ``frames`` their index + seconds in
+    ``video`` when known; a text-only example (the selector reading captions, stage 2 in text
+    form) has neither. ``source`` says where it came from (``build``, ``official-video``,
+    ``official-images``, ``caption-sets``); ``meta`` holds builder details (how a target was
+    found, the question id, the task).
+    """
+
+    id: str
+    target: SFTTarget
+    messages: list[SFTMessage]
+    images: list[str] = Field(default_factory=list)
+    video: str | None = None
+    frames: list[FrameRef] = Field(default_factory=list)
+    source: str = ""
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ends_with_target(self) -> "SFTExample":
+        if not self.messages or self.messages[-1].role != "assistant":
+            raise ValueError("an SFT example must end with the assistant turn it trains on")
+        if self.frames and len(self.frames) != len(self.images):
+            raise ValueError(f"{len(self.frames)} frames for {len(self.images)} images")
+        return self
+
+    @property
+    def prompt_messages(self) -> list[SFTMessage]:
+        """Every turn before the trained reply."""
+        return self.messages[:-1]
+
+    @property
+    def completion(self) -> str:
+        """The trained reply."""
+        return self.messages[-1].content
+
+
 class Prediction(Record):
     """A model's answer to one benchmark item, with how it was obtained and parsed."""
 

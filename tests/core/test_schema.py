@@ -74,3 +74,19 @@ def test_generation_settings_are_greedy_by_default():
     assert settings.greedy and settings.deterministic
     assert not s.GenerationSettings(temperature=0.8).deterministic
     assert s.GenerationSettings(temperature=0.8, seed=1).deterministic
+
+
+def test_sft_example_contract():
+    from videoespresso.schema import FrameRef, SFTExample, SFTMessage
+
+    ex = SFTExample(
+        id="q1", target="stage1",
+        messages=[SFTMessage(role="user", content="Why?"), SFTMessage(role="assistant", content="Because.")],
+        images=["f000000_t000000.000.jpg"], frames=[FrameRef(index=0, seconds=0.0)], source="build",
+    )
+    assert ex.completion == "Because." and [m.role for m in ex.prompt_messages] == ["user"]
+    assert SFTExample.model_validate_json(ex.model_dump_json()) == ex
+    with pytest.raises(ValueError, match="assistant"):
+        SFTExample(id="q2", target="selector", messages=[SFTMessage(role="user", content="x")])
+    with pytest.raises(ValueError, match="frames"):
+        SFTExample(id="q3", target="stage2", messages=ex.messages, images=[], frames=ex.frames)
