@@ -202,6 +202,9 @@ class VideoReader:
         missing = False
         with translate_errors(self.path, "indexing"):
             self._seek(0, key=False)
+            # A file that cannot seek was reopened: the stream object taken above belongs to the
+            # closed container, and demuxing it reads freed memory.
+            stream = self._stream
             for packet in self._container.demux(stream):
                 deadline.check()
                 if packet.size == 0 or packet.is_discard:
