@@ -368,6 +368,8 @@ class TaskScore(Record):
     accuracy: float
     stderr: float | None = None
     ci95: tuple[float, float] | None = None
+    #: Items the run could not answer (counted in ``n`` only when failures count as wrong).
+    failed: int = 0
 
 
 class Score(Record):
@@ -383,3 +385,6 @@ class Score(Record):
     ci95_weighted: tuple[float, float] | None = None
     stderr_unweighted: float | None = None
     ci95_unweighted: tuple[float, float] | None = None
+    failed: int = 0
+    #: How the 95% intervals were computed.
+    interval_method: str = ""

@@ -113,7 +113,7 @@ def test_eval_killed_halfway_resumes_to_the_same_predictions(tmp_path: Path, tin
                              env=_env(), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "half-written" in resumed.stderr
-    assert f"{written} already done, {N_ITEMS - written} answered" in " ".join(resumed.stdout.split())
+    assert f"{written} reused, {N_ITEMS - written} answered" in " ".join(resumed.stdout.split())
 
     final = _lines(killed)
     ids = [p["id"] for p in final]

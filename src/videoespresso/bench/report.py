@@ -19,7 +19,7 @@ from ..errors import FormatError
 from ..schema import find_task
 from .extract import Mode
 from .leaderboard import LeaderboardRow, leaderboard_columns, leaderboard_rows, leaderboard_source
-from .score import ScoreReport, score_file
+from .score import ScoreReport, averages_labels, score_file
 
 
 def load_run(path: str | Path, bench: str | Path | None = None, mode: Mode = "default") -> ScoreReport:
@@ -33,7 +33,10 @@ def load_run(path: str | Path, bench: str | Path | None = None, mode: Mode = "de
         except ValueError as exc:
             raise FormatError(f"run {path} is not valid JSON: {exc}") from None
         if isinstance(data, dict) and "score" in data:
-            report = ScoreReport.model_validate(data)
+            try:
+                report = ScoreReport.model_validate(data)
+            except ValueError as exc:
+                raise FormatError(f"run {path} is not a score file from `videoespresso score --json`: {exc}") from None
             return report.model_copy(update={"name": report.name or path.stem})
     return score_file(path, bench, mode=mode)
 
@@ -64,10 +67,14 @@ def _comparison_rows(runs: Sequence[ScoreReport], board: Sequence[LeaderboardRow
     rows: list[list[str]] = []
     for run in runs:
         acc = _run_columns(run)
-        rows.append(
-            [run.name, "this run", _fmt(run.score.overall_weighted), _fmt(run.score.overall_unweighted)]
-            + [_fmt(acc.get(c)) for c in [*columns, *extra]]
-        )
+        if run.complete:
+            label, weighted, unweighted = "this run", _fmt(run.score.overall_weighted), _fmt(run.score.overall_unweighted)
+        else:
+            # Averages over fewer tasks are not the leaderboard's averages: never put them in
+            # those columns as if they were comparable.
+            label = f"this run, partial ({len(run.score.per_task)} of 14 tasks)"
+            weighted, unweighted = "n/a", "n/a"
+        rows.append([run.name, label, weighted, unweighted] + [_fmt(acc.get(c)) for c in [*columns, *extra]])
     for row in board:
         unweighted = sum(row.per_task.values()) / len(row.per_task)
         rows.append(
@@ -79,17 +86,18 @@ def _comparison_rows(runs: Sequence[ScoreReport], board: Sequence[LeaderboardRow
 
 
 def _detail_rows(run: ScoreReport) -> tuple[list[str], list[list[str]]]:
-    header = ["Task", "n", "correct", "unparsed", "accuracy", "95% CI (clustered by video)"]
+    header = ["Task", "n", "correct", "unparsed", "failed", "accuracy", "95% CI (Wilson, clustered by video)"]
     rows = []
     for t in run.score.per_task:
         info = find_task(t.task)
         ci = "-" if t.ci95 is None else f"{t.ci95[0]:.1f} - {t.ci95[1]:.1f}"
-        rows.append([info.leaderboard_name if info else t.task, str(t.n), str(t.correct), str(t.unparsed), _fmt(t.accuracy), ci])
+        rows.append([info.leaderboard_name if info else t.task, str(t.n), str(t.correct), str(t.unparsed), str(t.failed), _fmt(t.accuracy), ci])
     s = run.score
     ci_w = "-" if s.ci95_weighted is None else f"{s.ci95_weighted[0]:.1f} - {s.ci95_weighted[1]:.1f}"
     ci_u = "-" if s.ci95_unweighted is None else f"{s.ci95_unweighted[0]:.1f} - {s.ci95_unweighted[1]:.1f}"
-    rows.append(["Overall (weighted, leaderboard)", str(s.n), str(sum(t.correct for t in s.per_task)), str(s.unparsed), _fmt(s.overall_weighted), ci_w])
-    rows.append(["Avg. (unweighted, paper)", str(len(s.per_task)), "-", "-", _fmt(s.overall_unweighted), ci_u])
+    weighted_label, unweighted_label = averages_labels(run)
+    rows.append([weighted_label, str(s.n), str(sum(t.correct for t in s.per_task)), str(s.unparsed), str(s.failed), _fmt(s.overall_weighted), ci_w])
+    rows.append([unweighted_label, str(len(s.per_task)), "-", "-", "-", _fmt(s.overall_unweighted), ci_u])
     return header, rows
 
 
@@ -134,12 +142,14 @@ def _plot_radar(runs: Sequence[ScoreReport], board: Sequence[LeaderboardRow], pa
     closed = np.concatenate([angles, angles[:1]])
     fig = plt.figure(figsize=(6.5, 6.5), dpi=100)
     ax = fig.add_subplot(projection="polar")
-    series = [(r.name, [_run_columns(r).get(c, 0.0) for c in columns]) for r in runs]
+    # A task a run does not cover is a gap in its line (NaN), never a point at 0%.
+    series = [(r.name, [_run_columns(r).get(c, np.nan) for c in columns]) for r in runs]
     series += [(f"{b.model} (leaderboard)", [b.per_task[c] for c in columns]) for b in board]
     for name, values in series:
         vals = np.asarray(values + values[:1], dtype=float)
-        ax.plot(closed, vals, linewidth=1.5, label=name)
-        ax.fill(closed, vals, alpha=0.08)
+        (line,) = ax.plot(closed, vals, linewidth=1.5, marker="o", markersize=3, label=name)
+        if not np.isnan(vals).any():
+            ax.fill(closed, vals, alpha=0.08, color=line.get_color())
     ax.set_xticks(angles, [c.replace(" Analysis", "") for c in columns], fontsize=8)
     ax.set_ylim(0, 100)
     ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.1), fontsize=7)
@@ -245,6 +255,17 @@ def write_report(
             "<h3>Extraction rules</h3>",
             _html_table(["rule", "count", "share"], r_rows),
         ]
+        if not run.complete:
+            note = (f"Partial run: {len(run.score.per_task)} of 14 tasks. Its averages cover those tasks only and are "
+                    "not comparable with the leaderboard's; the comparison table shows n/a for them.")
+            md += [f"**{note}**", ""]
+            html_parts.append(f"<p class='note'><b>{html.escape(note)}</b></p>")
+        if run.failures:
+            how = "counted as wrong answers" if run.failed_rule == "wrong" else "left out of the accuracies"
+            f_rows = [[str(f.get("id")), str(f.get("task")), str(f.get("reason"))] for f in run.failures[:50]]
+            note = f"{len(run.failures)} items failed (the run could not answer them); they are {how}."
+            md += ["### Failed items", "", note, "", _md_table(["id", "task", "reason"], f_rows), ""]
+            html_parts += ["<h3>Failed items</h3>", f"<p class='note'>{html.escape(note)}</p>", _html_table(["id", "task", "reason"], f_rows)]
         if p_rows:
             md += ["### Input problems", "", _md_table(["problem", "count"], p_rows), ""]
             html_parts += ["<h3>Input problems</h3>", _html_table(["problem", "count"], p_rows)]

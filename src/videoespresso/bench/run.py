@@ -17,6 +17,7 @@ is the answer, nothing is parsed).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter
@@ -49,12 +50,54 @@ class EvalOptions:
     batch_size: int = 4
     #: Name of the frame source, recorded with every prediction ("uniform:16", "frames:sel.json").
     frames_label: str = "uniform:16"
+    #: Longer side frames are resized to before the processor (None: native size).
+    max_side: int | None = None
+    #: Answer again the items whose earlier attempt failed (an unreadable video, a model error).
+    retry_failed: bool = True
+
+
+#: Options that do not change what a prediction holds (so a resume may change them).
+_NOT_RECORDED = ("batch_size", "retry_failed")
+
+
+def run_settings(opts: EvalOptions, model_spec: str, model_options: dict[str, Any], bench_sha256: str) -> dict[str, Any]:
+    """What decides a run's predictions: recorded in its manifest and compared on resume.
+
+    Every field of :class:`EvalOptions` is recorded except those in ``_NOT_RECORDED``, so an
+    option added later is compared without anyone remembering to add it here.
+    """
+    from dataclasses import fields
+
+    recorded = {f.name: getattr(opts, f.name) for f in fields(opts) if f.name not in _NOT_RECORDED}
+    recorded["settings"] = opts.settings.model_dump(mode="json")
+    recorded["prompt_template"] = template_id(opts.template)
+    return {"model": model_spec, "model_options": model_options, **recorded, "bench_sha256": bench_sha256}
+
+
+def settings_from_lines(path: Path) -> dict[str, Any] | None:
+    """The recorded settings of a predictions file written before manifests existed."""
+    from ..formats.jsonl import read_jsonl
+
+    if not path.is_file():
+        return None
+    for _, obj, error in read_jsonl(path):
+        if error is None and isinstance(obj, dict) and isinstance(obj.get("id"), str):
+            extra = obj.get("extra") if isinstance(obj.get("extra"), dict) else {}
+            return {
+                "model": obj.get("model", ""),
+                "prompt_template": obj.get("prompt_template", ""),
+                "with_evidence": bool(obj.get("with_evidence", False)),
+                "frames_label": extra.get("frames_source", ""),
+            }
+    return None
 
 
 @dataclass
 class EvalSummary:
     total: int
     already_done: int
+    #: Items whose earlier failed attempt was answered again in this run.
+    retried: int = 0
     answered: int = 0
     failed: int = 0
     failure_reasons: dict[str, int] = field(default_factory=dict)
@@ -116,8 +159,8 @@ def repair_tail(path: Path) -> bool:
     return True
 
 
-def completed_ids(path: Path) -> set[str]:
-    """Ids already in a predictions file (valid lines only)."""
+def completed_ids(path: Path, *, include_failed: bool = True) -> set[str]:
+    """Ids already in a predictions file (valid lines only); failed attempts only if asked."""
     from ..formats.jsonl import read_jsonl
 
     if not path.is_file():
@@ -125,8 +168,36 @@ def completed_ids(path: Path) -> set[str]:
     done: set[str] = set()
     for _, obj, error in read_jsonl(path):
         if error is None and isinstance(obj, dict) and isinstance(obj.get("id"), str):
-            done.add(obj["id"])
+            if include_failed or not obj.get("error"):
+                done.add(obj["id"])
     return done
+
+
+def drop_failed_lines(path: Path) -> set[str]:
+    """Rewrite ``path`` (atomically) without its failed attempts; returns their ids.
+
+    Retried items are appended again, so the file keeps one line per item.
+    """
+    from ..formats.jsonl import write_text_atomic
+
+    if not path.is_file():
+        return set()
+    kept: list[str] = []
+    failed: set[str] = set()
+    with path.open("r", encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                kept.append(line)
+                continue
+            if isinstance(obj, dict) and obj.get("error") and isinstance(obj.get("id"), str):
+                failed.add(obj["id"])
+            else:
+                kept.append(line)
+    if failed:
+        write_text_atomic(path, "".join(kept))
+    return failed
 
 
 # --------------------------------------------------------------------------- frame sources
@@ -228,17 +299,25 @@ def run_eval(
     *,
     on_item: Callable[[Prediction], None] | None = None,
 ) -> EvalSummary:
-    """Answer every item not yet in ``out``, appending one prediction line per item."""
+    """Answer every item not yet in ``out``, appending one prediction line per item.
+
+    With ``opts.retry_failed`` the failed attempts already in ``out`` are removed first and
+    those items answered again. ``model`` may be None when nothing is left to answer.
+    """
     from ..formats.jsonl import append_jsonl
     from ..models.protocols import user
 
-    if opts.mode == "logprob" and not hasattr(model, "option_logprobs"):
-        raise ConfigError(f"{getattr(model, 'spec', model)} cannot score options by log-probability; use --mode generate")
     out.parent.mkdir(parents=True, exist_ok=True)
     repaired = repair_tail(out)
+    wanted = {i.id for i in items}
+    retrying = (drop_failed_lines(out) & wanted) if opts.retry_failed else set()
     done = completed_ids(out)
     todo = [i for i in items if i.id not in done]
-    summary = EvalSummary(total=len(items), already_done=len(items) - len(todo), repaired_tail=repaired, out=str(out))
+    if todo and opts.mode == "logprob" and not hasattr(model, "option_logprobs"):
+        raise ConfigError(f"{getattr(model, 'spec', model)} cannot score options by log-probability; use --mode generate")
+    summary = EvalSummary(
+        total=len(items), already_done=len(items) - len(todo), retried=len(retrying), repaired_tail=repaired, out=str(out)
+    )
     reasons: Counter[str] = Counter()
     spec = getattr(model, "spec", str(model))
     tmpl = template_id(opts.template)

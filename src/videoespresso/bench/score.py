@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from ..models.protocols import ChatModel, TextEmbedder
 
 _Z95 = 1.959964
+INTERVAL_METHOD = "Wilson score interval on the video-clustered effective sample size"
+FailedRule = Literal["wrong", "exclude"]
 
 
 class Problem(BaseModel):
@@ -56,6 +58,13 @@ class ScoreReport(BaseModel):
     problem_counts: dict[str, int] = Field(default_factory=dict)
     #: A few replies no rule could read (id, task, rule, output truncated).
     unparsed_examples: list[dict[str, Any]] = Field(default_factory=list)
+    #: Items the run could not answer (id, task, reason): neither unparsed nor a wrong answer.
+    failures: list[dict[str, Any]] = Field(default_factory=list)
+    #: How failed items entered the accuracies: "wrong" (counted as wrong) or "excluded".
+    failed_rule: str = "wrong"
+    #: Whether every benchmark task is present (a run missing tasks is not comparable with the
+    #: leaderboard's 14-task figures).
+    complete: bool = True
 
 
 @dataclass(slots=True)
@@ -72,6 +81,8 @@ class PredictionRecord:
     rule: str = ""
     line: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Why the run could not answer this item (an unreadable video, a model error), when it could not.
+    error: str | None = None
 
 
 # --------------------------------------------------------------------------- reading
@@ -118,6 +129,35 @@ def read_predictions(path: str | Path) -> tuple[list[PredictionRecord], list[Pro
     return _read_jsonl(path)
 
 
+def _what_it_is(path: Path) -> str:
+    """A guess at what a file that holds no predictions is, for the error message."""
+    from ..formats.jsonl import read_jsonl
+
+    try:
+        whole = json.loads(path.read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        whole = None
+    if isinstance(whole, dict):
+        if whole.get("format") == "videoespresso.selections" or "selections" in whole:
+            return "it is a selections file (from `videoespresso select`), not predictions"
+        if "score" in whole and "per_task" in json.dumps(whole.get("score"))[:100000]:
+            return "it is a score file (from `videoespresso score --json`), not predictions"
+        if str(whole.get("format", "")).endswith("run-manifest"):
+            return "it is a run manifest, not predictions"
+        if "judge" in whole and "means" in whole:
+            return "it is a judge summary (from `videoespresso judge --json`), not predictions"
+    for _, obj, error in read_jsonl(path):
+        if error is None and isinstance(obj, dict):
+            if "scores" in obj and "judge" in obj:
+                return "it is a judge output (from `videoespresso judge`), not predictions"
+            if "frames" in obj and "selector" in obj:
+                return "it holds frame selections, not predictions"
+            return f"its records have no 'output' field (keys: {', '.join(sorted(obj)[:8])})"
+    if isinstance(whole, dict):
+        return "it is one JSON object, not a predictions JSONL or an official-format list"
+    return "no line is a JSON object" if path.stat().st_size else "the file is empty"
+
+
 def _read_official(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
     try:
         data = json.loads(path.read_text("utf-8"))
@@ -148,6 +188,9 @@ def _read_official(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
                 extra={k: item[k] for k in ("question", "answer", "evidence") if isinstance(item.get(k), str)},
             )
         )
+    if not records:
+        what = "a benchmark file without 'model_output'" if data else "an empty list"
+        raise FormatError(f"{path} holds no predictions: it is {what}")
     return records, problems
 
 
@@ -199,8 +242,11 @@ def _read_jsonl(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
                 letter=letter if letter in LETTERS else None,
                 rule=rule if isinstance(rule, str) else "",
                 line=line_no,
+                error=str(obj["error"]) if obj.get("error") else None,
             )
         )
+    if not records:
+        raise FormatError(f"{path} holds no predictions: {_what_it_is(path)}")
     return records, problems
 
 
@@ -231,6 +277,7 @@ def score_records(
     bench: Sequence[BenchItem] | None = None,
     *,
     mode: Mode = "default",
+    failed: FailedRule = "wrong",
     embedder: "TextEmbedder | None" = None,
     judge: "ChatModel | None" = None,
     embedding_margin: float = 0.0,
@@ -244,6 +291,12 @@ def score_records(
 
     ``partial`` says the run covered part of the benchmark on purpose (``eval --limit`` or
     ``--task``): benchmark items without a prediction are then not reported as missing.
+
+    Items the run could not answer (a prediction with an ``error``) are failures, listed in
+    ``failures`` with their reasons and never counted as unparsed replies; ``failed`` says
+    whether they count as wrong answers (``"wrong"``, the default: a failure never raises an
+    accuracy) or are left out of the accuracies (``"exclude"``). The legacy mode counts them as
+    wrong, as the official scorer does with an empty output.
     """
     found = list(problems)
     by_id = {item.id: item for item in bench} if bench is not None else None
@@ -255,8 +308,11 @@ def score_records(
     videos: list[str] = []
     correct: list[bool] = []
     parsed: list[bool] = []
+    failed_flags: list[bool] = []
     rules: Counter[str] = Counter()
     examples: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    failed_rule = "wrong" if mode == "legacy" else failed
 
     for rec in records:
         if rec.id in seen:
@@ -281,6 +337,19 @@ def score_records(
             )
             continue
 
+        if rec.error is not None:
+            failures.append({"id": rec.id, "task": task, "reason": rec.error})
+            if failed_rule == "exclude":
+                continue
+            ids.append(rec.id)
+            tasks.append(task_key(task))
+            videos.append(video or f"item:{rec.id}")
+            correct.append(False)
+            parsed.append(True)
+            failed_flags.append(True)
+            rules["failed"] += 1
+            continue
+
         if mode == "legacy":
             letter = legacy_extract(rec.output)
             result = Extraction(letter, "legacy" if letter else "none:legacy")
@@ -300,6 +369,7 @@ def score_records(
         videos.append(video or f"item:{rec.id}")
         correct.append(result.letter is not None and result.letter == truth)
         parsed.append(result.letter is not None)
+        failed_flags.append(False)
         rules[_rule_family(result.rule)] += 1
         if result.letter is None and len(examples) < max_examples:
             text = rec.output if isinstance(rec.output, str) else repr(rec.output)
@@ -312,7 +382,13 @@ def score_records(
             if item_id not in reported:
                 found.append(Problem(kind="missing_prediction", id=item_id, message=f"item {item_id}: no prediction"))
 
-    score = compute_score(tasks, videos, np.asarray(correct, dtype=bool), np.asarray(parsed, dtype=bool), rules)
+    score = compute_score(
+        tasks, videos, np.asarray(correct, dtype=bool), np.asarray(parsed, dtype=bool), rules,
+        failed=np.asarray(failed_flags, dtype=bool),
+    )
+    if failed_rule == "exclude":
+        score = score.model_copy(update={"failed": len(failures)})
+    present = {t.task for t in score.per_task}
     return ScoreReport(
         name=name,
         source=source,
@@ -321,6 +397,9 @@ def score_records(
         problems=found,
         problem_counts=dict(Counter(p.kind for p in found)),
         unparsed_examples=examples,
+        failures=failures,
+        failed_rule=failed_rule,
+        complete=all(t.paper_name in present for t in TASKS),
     )
 
 
@@ -330,13 +409,23 @@ def compute_score(
     correct: np.ndarray,
     parsed: np.ndarray,
     rule_counts: dict[str, int] | None = None,
+    *,
+    failed: np.ndarray | None = None,
 ) -> Score:
-    """Per-task and overall accuracy (percent) with video-clustered standard errors."""
+    """Per-task and overall accuracy (percent) with video-clustered standard errors.
+
+    95% intervals are Wilson score intervals on an effective sample size ``n / deff``, where the
+    design effect ``deff = max(1, se_clustered^2 / se_iid^2)`` accounts for questions sharing a
+    video; unlike ``acc +- 1.96 se`` they never collapse to a point at 0% or 100% or with one
+    video. The unweighted mean's interval combines the per-task Wilson variances (or the
+    clustered one, whichever is larger).
+    """
     order = _task_order(tasks)
     n = len(tasks)
     if n == 0:
         return Score(per_task=[], overall_weighted=0.0, overall_unweighted=0.0, n=0, unparsed=0,
-                     rule_counts=dict(rule_counts or {}))
+                     rule_counts=dict(rule_counts or {}), interval_method=INTERVAL_METHOD)
+    failed = np.zeros(n, dtype=bool) if failed is None else failed
     task_index = {name: i for i, name in enumerate(order)}
     t = np.fromiter((task_index[x] for x in tasks), dtype=np.int64, count=n)
     cluster_ids: dict[str, int] = {}
@@ -345,14 +434,18 @@ def compute_score(
     n_t = np.bincount(t, minlength=len(order)).astype(np.float64)
     correct_t = np.bincount(t, weights=x, minlength=len(order))
     unparsed_t = np.bincount(t, weights=(~parsed).astype(np.float64), minlength=len(order))
+    failed_t = np.bincount(t, weights=failed.astype(np.float64), minlength=len(order))
     mean_t = correct_t / n_t
     resid_task = x - mean_t[t]
 
     per_task: list[TaskScore] = []
+    half_widths: list[float] = []
     for i, name in enumerate(order):
         mask = t == i
         se = _clustered_se(resid_task[mask] / n_t[i], g[mask])
         acc = 100.0 * mean_t[i]
+        ci = _wilson(mean_t[i], n_t[i], se)
+        half_widths.append((ci[1] - ci[0]) / 2)
         per_task.append(
             TaskScore(
                 task=name,
@@ -361,7 +454,8 @@ def compute_score(
                 unparsed=int(unparsed_t[i]),
                 accuracy=acc,
                 stderr=None if se is None else 100.0 * se,
-                ci95=None if se is None else _interval(acc, 100.0 * se),
+                ci95=ci,
+                failed=int(failed_t[i]),
             )
         )
 
@@ -369,6 +463,8 @@ def compute_score(
     se_w = _clustered_se((x - x.mean()) / n, g)
     unweighted = float(np.mean(100.0 * mean_t))
     se_u = _clustered_se(resid_task / (len(order) * n_t[t]), g)
+    se_u_wilson = float(np.sqrt(np.sum((np.asarray(half_widths) / _Z95) ** 2))) / len(order)
+    se_u_ci = max(se_u_wilson, 100.0 * se_u if se_u is not None else 0.0)
     return Score(
         per_task=per_task,
         overall_weighted=weighted,
@@ -377,9 +473,11 @@ def compute_score(
         unparsed=int((~parsed).sum()),
         rule_counts=dict(sorted((rule_counts or {}).items(), key=lambda kv: -kv[1])),
         stderr_weighted=None if se_w is None else 100.0 * se_w,
-        ci95_weighted=None if se_w is None else _interval(weighted, 100.0 * se_w),
+        ci95_weighted=_wilson(float(x.mean()), float(n), se_w),
         stderr_unweighted=None if se_u is None else 100.0 * se_u,
-        ci95_unweighted=None if se_u is None else _interval(unweighted, 100.0 * se_u),
+        ci95_unweighted=_interval(unweighted, se_u_ci),
+        failed=int(failed.sum()),
+        interval_method=INTERVAL_METHOD,
     )
 
 
@@ -397,6 +495,29 @@ def _interval(value: float, se: float) -> tuple[float, float]:
     return (max(0.0, value - _Z95 * se), min(100.0, value + _Z95 * se))
 
 
+def _wilson(p: float, n: float, se_clustered: float | None) -> tuple[float, float]:
+    """Wilson 95% interval (percent) for a proportion ``p`` of ``n`` items, on the effective
+    sample size left after clustering (see :func:`compute_score`)."""
+    n_eff = n
+    iid_var = p * (1.0 - p) / n
+    if se_clustered is not None and iid_var > 0:
+        n_eff = n / max(1.0, se_clustered**2 / iid_var)
+    z2 = _Z95**2
+    centre = (p + z2 / (2 * n_eff)) / (1 + z2 / n_eff)
+    half = _Z95 * np.sqrt(p * (1 - p) / n_eff + z2 / (4 * n_eff**2)) / (1 + z2 / n_eff)
+    return (float(max(0.0, 100.0 * (centre - half))), float(min(100.0, 100.0 * (centre + half))))
+
+
+def averages_labels(report: ScoreReport) -> tuple[str, str]:
+    """Row labels of the two averages, saying over how many items and tasks they are."""
+    score = report.score
+    tasks = f"{len(score.per_task)} of {len(TASKS)} tasks" if not report.complete else f"{len(TASKS)} tasks"
+    return (
+        f"Overall (weighted, leaderboard; {score.n} items)",
+        f"Avg. (unweighted, paper; {tasks})",
+    )
+
+
 def weighted_overall(per_task: dict[str, float], counts: dict[str, int]) -> float:
     """The leaderboard's Overall from per-task accuracies and question counts."""
     total = sum(counts[t] for t in per_task)
@@ -408,6 +529,7 @@ def score_file(
     bench_path: str | Path | None = None,
     *,
     mode: Mode = "default",
+    failed: FailedRule = "wrong",
     embedder: "TextEmbedder | None" = None,
     judge: "ChatModel | None" = None,
     embedding_margin: float = 0.0,
@@ -423,8 +545,8 @@ def score_file(
     gc.disable()
     try:
         return _score_file(
-            path, bench_path, mode=mode, embedder=embedder, judge=judge, embedding_margin=embedding_margin,
-            partial=partial, name=name,
+            path, bench_path, mode=mode, failed=failed, embedder=embedder, judge=judge,
+            embedding_margin=embedding_margin, partial=partial, name=name,
         )
     finally:
         if was_enabled:
@@ -436,6 +558,7 @@ def _score_file(
     bench_path: str | Path | None,
     *,
     mode: Mode,
+    failed: FailedRule,
     embedder: "TextEmbedder | None",
     judge: "ChatModel | None",
     embedding_margin: float,
@@ -452,6 +575,7 @@ def _score_file(
         records,
         bench,
         mode=mode,
+        failed=failed,
         embedder=embedder,
         judge=judge,
         embedding_margin=embedding_margin,

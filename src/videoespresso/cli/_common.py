@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
-console = Console()
-err_console = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    # Piped or redirected output is read by programs and people grepping logs: Rich would wrap
+    # it at 80 columns, splitting paths and error messages over lines. Text is then never
+    # wrapped and tables get room (COLUMNS still wins when set).
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not (hasattr(stream, "isatty") and stream.isatty())
+    width = 240 if piped and "COLUMNS" not in os.environ else None
+    return Console(stderr=stderr, soft_wrap=piped, width=width)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 ProfileOption = typer.Option(
     None, "--profile", "-p", help="Named profile: 'offline' (tiny models, no hub) or 'paper'."

@@ -8,6 +8,7 @@ could not be parsed); each is reported.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -61,10 +62,16 @@ def eval_command(
     official: Optional[Path] = typer.Option(None, "--official", help="Also write the official format (items + model_output) here."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Model response cache (SQLite); default: next to --out."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not cache model replies."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over: remove the predictions (and manifest) already at --out."),
+    retry_failed: bool = typer.Option(True, "--retry-failed/--no-retry-failed", help="Answer again the items whose earlier attempt failed (default on)."),
     profile: Optional[str] = ProfileOption,
     config: Optional[Path] = ConfigOption,
 ) -> None:
     """Run a vision-language model over the benchmark; predictions stream to JSONL and resume.
+
+    A rerun resumes only with the settings recorded in OUT.manifest.json (model, generation
+    settings, frame source, template, mode, benchmark file); anything else is refused, naming
+    the difference. Items that failed before are answered again.
 
     Example: videoespresso eval --bench bench_hard.json --video-root videos --model hf:Qwen/Qwen2-VL-7B-Instruct --out runs/qwen2vl.jsonl
     """
@@ -73,13 +80,16 @@ def eval_command(
         completed_ids,
         filter_items,
         run_eval,
+        run_settings,
         sampler_source,
         selections_source,
         selector_source,
+        settings_from_lines,
         write_official,
     )
     from ..errors import ConfigError
     from ..formats.bench import read_bench
+    from ..formats.manifest import check_resume, file_sha256, manifest_path
     from ..models.registry import load_model
 
     cfg = effective_config(profile, config)
@@ -112,22 +122,37 @@ def eval_command(
         settings=settings,
         batch_size=batch_size or cfg.eval.batch_size,
         frames_label=label,
+        max_side=side,
+        retry_failed=retry_failed,
     )
     spec = model or cfg.models.reasoner
+    if overwrite:
+        out.unlink(missing_ok=True)
+        manifest_path(out).unlink(missing_ok=True)
+    check_resume(
+        out, "eval", run_settings(opts, spec, cfg.model_options(spec), file_sha256(bench)),
+        has_output=out.is_file() and out.stat().st_size > 0, overwrite=overwrite,
+        legacy_settings=settings_from_lines(out),
+    )
+    wanted = {i.id for i in items}
+    finished = completed_ids(out, include_failed=not retry_failed) & wanted
     cache_path = None if no_cache else (cache or (Path(cfg.cache) if cfg.cache else out.with_name(out.name + ".cache.sqlite")))
-    vlm = load_model(spec, kind="vlm", cache=cache_path, **cfg.model_options(spec))
+    # A rerun with nothing left to answer never loads the model.
+    vlm = None if finished == wanted else load_model(spec, kind="vlm", cache=cache_path, **cfg.model_options(spec))
 
     with _progress() as progress:
         bar = progress.add_task(f"eval {spec}", total=len(items))
-        progress.update(bar, completed=len(completed_ids(out) & {i.id for i in items}))
+        progress.update(bar, completed=len(finished))
         summary = run_eval(items, vlm, out, source, video_root, opts, on_item=lambda _: progress.advance(bar))
 
     if summary.repaired_tail:
         err_console.print(f"[yellow]dropped a half-written last line in {out} (an interrupted run)[/]")
     console.print(
-        f"{summary.total} items: {summary.already_done} already done, {summary.answered} answered, "
-        f"{summary.failed} failed in {summary.seconds:.1f} s -> {out}"
+        f"{summary.total} items: {summary.already_done} reused, {summary.answered} answered, "
+        f"{summary.failed} failed ({summary.retried} earlier failures retried) in {summary.seconds:.1f} s -> {out}"
     )
+    if vlm is None:
+        console.print("nothing left to answer: the model was not loaded")
     for reason, count in summary.failure_reasons.items():
         err_console.print(f"  failed ({reason}): {count}")
     for example in summary.failure_examples:
@@ -153,6 +178,7 @@ def score_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON here."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name in the JSON and in reports."),
     partial: bool = typer.Option(False, "--partial", help="The run covered part of the benchmark on purpose (--limit/--task): do not report the rest as missing."),
+    failed: str = typer.Option("wrong", "--failed", help="Items the run could not answer: 'wrong' (count as wrong answers, the default) or 'exclude' (leave out of the accuracies). Either way they are listed and the exit code is 3."),
 ) -> None:
     """Per-task accuracy, the weighted (leaderboard) and unweighted (paper) averages, unparsed rates.
 
@@ -165,12 +191,17 @@ def score_command(
 
     if legacy and (embedder or judge_fallback):
         raise ConfigError("--legacy reproduces score.py; it cannot be combined with --embedder or --judge-fallback")
+    if failed not in ("wrong", "exclude"):
+        raise ConfigError(f"--failed must be wrong or exclude, not {failed!r}")
+    if legacy and failed == "exclude":
+        raise ConfigError("--legacy counts failed items as wrong, as score.py does; --failed exclude cannot be combined with it")
     emb = load_model(embedder, kind="embedder") if embedder else None
     judge = load_model(judge_fallback, kind="chat") if judge_fallback else None
     report = score_file(
         predictions,
         bench,
         mode="legacy" if legacy else "default",
+        failed=failed,  # type: ignore[arg-type]
         embedder=emb,
         judge=judge,
         embedding_margin=margin,
@@ -181,7 +212,7 @@ def score_command(
     if json_out is not None:
         write_json_atomic(json_out, report.model_dump(mode="json"))
         console.print(f"results -> {json_out}")
-    if report.problems:
+    if report.problems or report.failures:
         raise typer.Exit(EXIT_PARTIAL)
 
 
@@ -190,22 +221,41 @@ def _print_score(report) -> None:
 
     from ..schema import find_task
 
+    from ..bench.score import averages_labels
+
     score = report.score
     table = Table(title=f"{report.name} ({report.mode} extraction)")
-    for col in ("task", "n", "correct", "unparsed", "accuracy", "95% CI"):
+    for col in ("task", "n", "correct", "unparsed", "failed", "accuracy", "95% CI"):
         table.add_column(col, justify="left" if col == "task" else "right")
     for t in score.per_task:
         info = find_task(t.task)
         ci = "-" if t.ci95 is None else f"{t.ci95[0]:.1f}-{t.ci95[1]:.1f}"
-        table.add_row(info.leaderboard_name if info else t.task, str(t.n), str(t.correct), str(t.unparsed), f"{t.accuracy:.1f}", ci)
+        table.add_row(info.leaderboard_name if info else t.task, str(t.n), str(t.correct), str(t.unparsed), str(t.failed), f"{t.accuracy:.1f}", ci)
     ci_w = "-" if score.ci95_weighted is None else f"{score.ci95_weighted[0]:.1f}-{score.ci95_weighted[1]:.1f}"
     ci_u = "-" if score.ci95_unweighted is None else f"{score.ci95_unweighted[0]:.1f}-{score.ci95_unweighted[1]:.1f}"
+    weighted_label, unweighted_label = averages_labels(report)
     table.add_section()
-    table.add_row("Overall (weighted, leaderboard)", str(score.n), str(sum(t.correct for t in score.per_task)), str(score.unparsed), f"{score.overall_weighted:.1f}", ci_w)
-    table.add_row("Avg. (unweighted, paper)", str(len(score.per_task)), "", "", f"{score.overall_unweighted:.1f}", ci_u)
+    table.add_row(weighted_label, str(score.n), str(sum(t.correct for t in score.per_task)), str(score.unparsed), str(score.failed), f"{score.overall_weighted:.1f}", ci_w)
+    table.add_row(unweighted_label, str(len(score.per_task)), "", "", "", f"{score.overall_unweighted:.1f}", ci_u)
     console.print(table)
+    console.print(f"95% CI: {score.interval_method}", highlight=False)
+    if not report.complete:
+        err_console.print(
+            f"[yellow]partial run: {len(score.per_task)} of 14 tasks; its averages are not comparable with the leaderboard's[/]"
+        )
     if score.rule_counts:
         console.print("extraction rules: " + ", ".join(f"{k} {v}" for k, v in score.rule_counts.items()), highlight=False)
+    if report.failures:
+        how = "counted as wrong answers" if report.failed_rule == "wrong" else "left out of the accuracies"
+        reasons = Counter(f["reason"].split(":", 1)[0] for f in report.failures)
+        err_console.print(
+            f"[yellow]{len(report.failures)} items failed (the run could not answer them; {how}, see --failed):[/] "
+            + ", ".join(f"{k} {v}" for k, v in reasons.most_common()), highlight=False,
+        )
+        for f in report.failures[:20]:
+            err_console.print(f"  item {f['id']}: {f['reason']}", highlight=False, markup=False)
+        if len(report.failures) > 20:
+            err_console.print(f"  ... and {len(report.failures) - 20} more (see --json)")
     if report.problems:
         err_console.print(f"[yellow]{len(report.problems)} input problems (not scored):[/] "
                           + ", ".join(f"{k} {v}" for k, v in sorted(report.problem_counts.items())), highlight=False)
@@ -303,3 +353,11 @@ def report_command(
     loaded = [load_run(r, bench) for r in runs]
     files = write_report(loaded, out, leaderboard=leaderboard, title=title)
     console.print(f"report -> {files.markdown} and {files.html}")
+    partial = [r for r in loaded if r.failures or r.problems]
+    for r in partial:
+        err_console.print(
+            f"[yellow]{r.name}: {len(r.failures)} failed items, {len(r.problems)} input problems (listed in the report)[/]",
+            highlight=False,
+        )
+    if partial:
+        raise typer.Exit(EXIT_PARTIAL)

@@ -34,11 +34,24 @@ def append_jsonl(path: str | Path, obj: Any) -> None:
         os.fsync(handle.fileno())
 
 
-def _atomic_write_text(path: str | Path, text: str) -> None:
+def default_file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 less the process umask.
+
+    ``tempfile.mkstemp`` creates 0600 files; a file renamed into place keeps that mode, so
+    atomic writes set this one (the umask can only be read by setting it).
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write text to a temp file in the same folder, then rename: never a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -51,8 +64,8 @@ def _atomic_write_text(path: str | Path, text: str) -> None:
 
 def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 2) -> None:
     """Write JSON to a temp file in the same folder, then rename: never a half-written file."""
-    _atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
+    write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
 
 
 def write_jsonl_atomic(path: str | Path, objs: Iterable[Any]) -> None:
-    _atomic_write_text(path, "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objs))
+    write_text_atomic(path, "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objs))

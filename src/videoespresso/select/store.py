@@ -20,6 +20,7 @@ from typing import Mapping
 from pydantic import ValidationError
 
 from ..errors import FormatError
+from ..formats.jsonl import write_text_atomic
 from ..schema import Selection
 
 FORMAT = "videoespresso.selections"
@@ -41,9 +42,7 @@ def save_selections(
     }
     if failures:
         body["failures"] = {str(k): str(v) for k, v in failures.items()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(body, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(body, indent=1, ensure_ascii=False))
     return path
 
 

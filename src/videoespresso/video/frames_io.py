@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Callable, Union
 
 from ..errors import FormatError
+from ..formats.jsonl import default_file_mode
 from ..schema import FrameRef, SampledFrames
 from ._media import DEFAULT_TIMEOUT_S
 from .reader import ProgressFn, Size, VideoReader
@@ -47,6 +48,7 @@ def parse_frame_filename(name: str | os.PathLike[str]) -> FrameRef:
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
         os.replace(tmp, path)
@@ -74,6 +76,10 @@ def write_frames(
     sidecar = record.model_copy(update={"frames": [r.model_copy(update={"path": Path(r.path or "").name}) for r in refs]})
     text = json.dumps(sidecar.model_dump(mode="json"), indent=2)
     _atomic_write(out / SIDECAR, lambda fh: fh.write(text.encode("utf-8")))
+    # Frames of an earlier run into the same folder would read as frames of this one.
+    for stale in out.iterdir():
+        if stale.name not in written and _NAME.match(stale.name) and stale.is_file():
+            stale.unlink()
     return record.model_copy(update={"frames": refs})
 
 
