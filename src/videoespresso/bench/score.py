@@ -286,6 +286,7 @@ def score_records(
     name: str = "",
     source: str | None = None,
     max_examples: int = 20,
+    outcomes: dict[str, tuple[str, str, bool]] | None = None,
 ) -> ScoreReport:
     """Score predictions, taking task, answer, options and video from ``bench`` when given.
 
@@ -297,6 +298,9 @@ def score_records(
     whether they count as wrong answers (``"wrong"``, the default: a failure never raises an
     accuracy) or are left out of the accuracies (``"exclude"``). The legacy mode counts them as
     wrong, as the official scorer does with an empty output.
+
+    ``outcomes``, when given, is filled with ``id -> (task, video, correct)`` for every scored
+    item (what a paired comparison of two runs needs).
     """
     found = list(problems)
     by_id = {item.id: item for item in bench} if bench is not None else None
@@ -382,6 +386,8 @@ def score_records(
             if item_id not in reported:
                 found.append(Problem(kind="missing_prediction", id=item_id, message=f"item {item_id}: no prediction"))
 
+    if outcomes is not None:
+        outcomes.update(zip(ids, zip(tasks, videos, correct)))
     score = compute_score(
         tasks, videos, np.asarray(correct, dtype=bool), np.asarray(parsed, dtype=bool), rules,
         failed=np.asarray(failed_flags, dtype=bool),
