@@ -63,6 +63,11 @@ class CurateConfig(_Section):
     clip_threshold: float = 0.2
     max_boxes_per_object: int = Field(4, ge=1, description="strongest boxes kept per key object")
     test_options_seed: int = 0
+    test_ratio: float = Field(
+        0.2, ge=0.0, le=1.0,
+        description="share of videos whose items go to test.json; the rest go to the train files (split by video, never by item)",
+    )
+    split_seed: int = Field(0, description="seed of the train/test split by video")
     batch_size: int = Field(8, ge=1)
     min_frames: int = Field(2, ge=1, description="distinct frames a video needs to get questions")
     max_core_frames: int = Field(4, ge=1)

@@ -99,14 +99,25 @@ def test_all_stages_run_and_both_formats_export(reference, work):
     train_video = read_train(out / "train_video.json")
     train_images = read_train(out / "train_images.json")
     bench = read_bench(out / "test.json")
-    assert len(records) == len(train_video) == len(train_images) == len(bench) == result.exported.items
+    assert len(records) == result.exported.items
+    # Split by video: train and test hold disjoint items, never the same video on both sides.
+    train_ids = [t.extra["id"] for t in train_video]
+    assert train_ids == [t.extra["id"] for t in train_images]
+    test_ids = [b.id for b in bench]
+    assert sorted(train_ids + test_ids) == sorted(r["qa"]["id"] for r in records) and train_ids and test_ids
+    assert not {t.video_path for t in train_video} & {b.video_path for b in bench}
+    split = {r["qa"]["id"]: r["split"] for r in records}
+    assert {split[i] for i in train_ids} == {"train"} and {split[i] for i in test_ids} == {"test"}
     assert {t.keyframes_key for t in train_video} == {"keyframes_path"}
     assert {t.keyframes_key for t in train_images} == {"path"}
     sampled = {}
     for s in Store(out / "store.sqlite").results("sample", "ok"):
         for video in s.outputs:
             sampled[video["video_path"]] = {f["index"]: f for f in video["frames"]}
-    for rec, tv, ti, b in zip(records, train_video, train_images, bench):
+    by_id = {r["qa"]["id"]: r for r in records}
+    train = {t.extra["id"]: (t, i) for t, i in zip(train_video, train_images)}
+    tests = {b.id: b for b in bench}
+    for item_id, rec in by_id.items():
         qa, cot = QAPair.model_validate(rec["qa"]), CoTAnnotation.model_validate(rec["cot"])
         assert qa.task in TASK_NAMES and qa.frames
         frames = sampled[qa.video]
@@ -115,14 +126,21 @@ def test_all_stages_run_and_both_formats_export(reference, work):
         parse_evidence(cot.evidence)  # tags well-formed
         for obj in cot.key_objects:
             assert len(obj.boxes) <= 4 and all(0 <= v <= 1 for box in obj.boxes for v in box.as_list())
-        assert (tv.question, tv.answer, tv.task, tv.video_path) == (qa.question, qa.answer, qa.task, qa.video)
-        assert all((out / p).is_file() for p in tv.keyframes + ti.keyframes)
-        assert [Path(p).stem for p in ti.keyframes] == [str(f.index) for f in cot.core_frames]
-        assert tv.extra["keyframes_seconds"] == [f.seconds for f in cot.core_frames]
-        assert b.options[["A", "B", "C", "D"].index(b.correct_answer)] == qa.answer
-        assert len(set(o.lower() for o in b.options)) == 4
-        assert b.core_frames_paths == ti.keyframes and b.evidence == cot.evidence
         assert set(rec["provenance"]) == set(STAGE_NAMES)
+        assert rec["options"][["A", "B", "C", "D"].index(rec["correct_answer"])] == qa.answer
+        assert len(set(o.lower() for o in rec["options"])) == 4
+        stems = [str(f.index) for f in cot.core_frames]
+        if item_id in train:
+            tv, ti = train[item_id]
+            assert (tv.question, tv.answer, tv.task, tv.video_path) == (qa.question, qa.answer, qa.task, qa.video)
+            assert all((out / p).is_file() for p in tv.keyframes + ti.keyframes)
+            assert [Path(p).stem for p in ti.keyframes] == stems
+            assert tv.extra["keyframes_seconds"] == [f.seconds for f in cot.core_frames]
+        else:
+            b = tests[item_id]
+            assert b.options == rec["options"] and b.correct_answer == rec["correct_answer"]
+            assert [Path(p).stem for p in b.core_frames_paths] == stems and b.evidence == cot.evidence
+            assert all((out / p).is_file() for p in b.core_frames_paths)
 
 
 def test_inspect_summarises_the_build(reference, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
@@ -169,3 +170,46 @@ def test_both_profiles_build_the_ten_stages_without_loading_models(tmp_path):
         assert all(s.prompt_hash() for s in stages if s.name in ("caption", "qa", "filter", "cot", "options"))
     # frame size, models, group size and thresholds differ: every stage gets other keys
     assert all(a != b for a, b in zip(prints["offline"], prints["paper"]))
+
+
+def test_split_by_video_is_seeded_stable_and_never_one_sided():
+    from videoespresso.curate.export import split_videos
+
+    videos = [f"v{i}.mp4" for i in range(200)]
+    split = split_videos(videos, 0.2, seed=0)
+    share = sum(v == "test" for v in split.values()) / len(videos)
+    assert 0.12 < share < 0.28 and split == split_videos(list(reversed(videos)), 0.2, seed=0)
+    assert split != split_videos(videos, 0.2, seed=1)
+    # Adding videos never moves the others.
+    more = split_videos(videos + [f"w{i}.mp4" for i in range(50)], 0.2, seed=0)
+    assert all(more[v] == split[v] for v in videos)
+    # Few videos: both sides non-empty; the extremes put everything on one side.
+    for n in (2, 3, 5):
+        assert set(split_videos(videos[:n], 0.2).values()) == {"train", "test"}
+    assert set(split_videos(videos[:5], 0.0).values()) == {"train"}
+    assert set(split_videos(videos[:5], 1.0).values()) == {"test"}
+
+
+def test_build_names_failed_videos_and_strict_exits_3(tmp_path, capsys):
+    from videoespresso.cli import main
+    from videoespresso.video.synth import make_test_video
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    make_test_video(videos / "good.mp4", "static", seconds=1.0)
+    (videos / "broken.mp4").write_bytes(b"not a video at all" * 10)
+
+    def run(*extra: str) -> int:
+        with pytest.raises(SystemExit) as exc:
+            main(["build", str(videos), "--out", str(tmp_path / "out"), "--profile", "offline", "--stages", "1",
+                  "--no-progress", *extra])
+            raise SystemExit(0)
+        return exc.value.code or 0
+
+    assert run() == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "failed in sample: broken.mp4: unreadable_video" in err
+    assert run("--strict") == 3
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    sample = next(s for s in summary["stages"] if s["name"] == "sample")
+    assert [f["id"] for f in sample["failures"]] == ["broken.mp4"]

@@ -25,6 +25,7 @@ def build_command(
     ),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N videos."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bars."),
+    strict: bool = typer.Option(False, "--strict", help="Exit with code 3 when any item failed (the dataset is still written)."),
 ) -> None:
     """Build a grounded chain-of-thought QA dataset from videos; a rerun resumes.
 
@@ -38,11 +39,25 @@ def build_command(
     result = run_build(videos, out, cfg, stages=stages, limit=limit, progress=not no_progress, console=err_console)
     print_summary(result.run, console)
     summary = result.run.to_dict()
+    failures = [(s.name, f) for s in result.run.stages for f in s.failures]
+    for stage_name, f in failures[:50]:
+        detail = f" ({f['detail']})" if f["detail"] else ""
+        err_console.print(f"failed in {stage_name}: {f['id']}: {f['reason']}{detail}", highlight=False, markup=False)
+    total_failed = sum(s.failed + s.errors for s in result.run.stages)
+    if total_failed > len(failures[:50]):
+        err_console.print(f"... {total_failed} failed in all; every one is listed in {out / 'summary.json'} (up to 200 a stage)")
     if result.exported is not None:
         summary["exported"] = {k: str(v) for k, v in result.exported.files.items()}
         summary["exported_items"] = result.exported.items
-        console.print(f"exported {result.exported.items} QA items to {out}")
+        summary["split"] = {"train": result.exported.train, "test": result.exported.test,
+                            "test_ratio": cfg.curate.test_ratio, "seed": cfg.curate.split_seed}
+        console.print(
+            f"exported {result.exported.items} QA items to {out}: {result.exported.train} train, "
+            f"{result.exported.test} test (split by video)"
+        )
     write_json_atomic(out / "summary.json", summary)
+    if strict and total_failed:
+        raise typer.Exit(3)
 
 
 @app.command("inspect")

@@ -9,11 +9,16 @@
 * ``test.json``: ``bench_hard.json``'s shape, four options (the reference answer and three
   distractors) shuffled with a per-item seed.
 
+The train files and ``test.json`` hold disjoint items, split **by video** (:func:`split_videos`):
+questions about one video share its frames and story, so a per-item split would leak test
+answers into training. ``dataset.jsonl`` holds every item with its ``split``.
+
 Every file is written to a temporary name and renamed, so a reader never sees half a file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import shutil
 from dataclasses import dataclass
@@ -38,6 +43,8 @@ TEST = "test.json"
 class ExportResult:
     items: int
     files: dict[str, Path]
+    train: int = 0
+    test: int = 0
 
 
 def shuffled_options(item_id: str, answer: str, distractors: Sequence[str], seed: int) -> tuple[list[str], str]:
@@ -46,6 +53,29 @@ def shuffled_options(item_id: str, answer: str, distractors: Sequence[str], seed
     order = list(range(4))
     random.Random(f"{seed}:{item_id}").shuffle(order)
     return [options[i] for i in order], LETTERS[order.index(0)]
+
+
+def split_videos(video_ids: Sequence[str], test_ratio: float, seed: int = 0) -> dict[str, str]:
+    """``video id -> "train" | "test"``, seeded and stable.
+
+    Each video's place depends only on the seed and its id (a hash in [0, 1) below
+    ``test_ratio`` means test), so adding videos never moves the others. With at least two
+    videos and ``0 < test_ratio < 1`` neither side is left empty: the video whose hash lies
+    nearest the threshold changes sides.
+    """
+    def position(video: str) -> float:
+        digest = hashlib.sha256(f"{seed}:{video}".encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") / 2.0**64
+
+    ids = sorted(set(video_ids))
+    pos = {v: position(v) for v in ids}
+    split = {v: "test" if pos[v] < test_ratio else "train" for v in ids}
+    if len(ids) >= 2 and 0.0 < test_ratio < 1.0:
+        for side, other in (("test", "train"), ("train", "test")):
+            if side not in split.values():
+                nearest = min(ids, key=lambda v: abs(pos[v] - test_ratio))
+                split[nearest] = side
+    return split
 
 
 def _frame(f: dict[str, Any]) -> FrameRef:
@@ -78,10 +108,13 @@ def to_records(item: dict[str, Any], seed: int) -> dict[str, Any]:
     }
 
 
-def export(items: Sequence[dict[str, Any]], root: Path, seed: int = 0) -> ExportResult:
+def export(
+    items: Sequence[dict[str, Any]], root: Path, seed: int = 0, *, test_ratio: float = 0.2, split_seed: int = 0
+) -> ExportResult:
     root = Path(root)
     items = sorted(items, key=lambda i: i["id"])
-    records = [to_records(item, seed) for item in items]
+    splits = split_videos([item["video_id"] for item in items], test_ratio, split_seed)
+    records = [{**to_records(item, seed), "split": splits[item["video_id"]]} for item in items]
     train_video: list[TrainItem] = []
     train_images: list[TrainItem] = []
     bench: list[BenchItem] = []
@@ -98,10 +131,12 @@ def export(items: Sequence[dict[str, Any]], root: Path, seed: int = 0) -> Export
             "keyframes_index": [f["index"] for f in core],
             "keyframes_seconds": [f["seconds"] for f in core],
         }
-        train_video.append(TrainItem(video_path=item["video_path"], keyframes=frame_files,
-                                     keyframes_key="keyframes_path", extra=extra, **common))
-        train_images.append(TrainItem(video_path=item["video_path"], keyframes=copies,
-                                      keyframes_key="path", extra=extra, **common))
+        if rec["split"] == "train":
+            train_video.append(TrainItem(video_path=item["video_path"], keyframes=frame_files,
+                                         keyframes_key="keyframes_path", extra=extra, **common))
+            train_images.append(TrainItem(video_path=item["video_path"], keyframes=copies,
+                                          keyframes_key="path", extra=extra, **common))
+            continue
         bench.append(BenchItem(
             id=item["id"], video_path=item["video_path"], question=item["question"],
             options=rec["options"], correct_answer=rec["correct_answer"], answer=item["answer"],
@@ -117,7 +152,7 @@ def export(items: Sequence[dict[str, Any]], root: Path, seed: int = 0) -> Export
     write_train(train_video, files["train_video"])
     write_train(train_images, files["train_images"])
     write_bench(bench, files["test"])
-    return ExportResult(items=len(records), files=files)
+    return ExportResult(items=len(records), files=files, train=len(train_video), test=len(bench))
 
 
 def _copy_keyframes(root: Path, video_id: str, frames: Sequence[dict[str, Any]]) -> list[str]:

@@ -147,7 +147,11 @@ def run_build(
             result = executor.run(stage_list, items, replay_only={s.name for s in stage_list[: first - 1]})
     finally:
         pool.close()
-    exported = export(result.items, out, config.curate.test_options_seed) if last == len(STAGE_NAMES) else None
+    exported = (
+        export(result.items, out, config.curate.test_options_seed, test_ratio=config.curate.test_ratio,
+               split_seed=config.curate.split_seed)
+        if last == len(STAGE_NAMES) else None
+    )
     return BuildResult(run=result, exported=exported, store=store_path)
 
 

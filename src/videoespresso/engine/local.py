@@ -16,6 +16,10 @@ from .stage import DROP, FAILURE, FROM, PROVENANCE, WARNINGS, Item, Stage, conte
 from .store import ResultKey, Store, StoredResult
 
 
+#: Failed items listed by name per stage (all are counted).
+MAX_LISTED = 200
+
+
 @dataclass
 class StageStats:
     """What one stage did in one run. ``cached`` inputs were answered by the store."""
@@ -37,6 +41,12 @@ class StageStats:
     failure_reasons: Counter = field(default_factory=Counter)
     drop_reasons: Counter = field(default_factory=Counter)
     warning_reasons: Counter = field(default_factory=Counter)
+    #: The failed items by name: ``{"id", "reason", "detail"}`` (the first ``MAX_LISTED``).
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def note_failure(self, item_id: str, reason: str, detail: str | None) -> None:
+        if len(self.failures) < MAX_LISTED:
+            self.failures.append({"id": item_id, "reason": reason, "detail": (detail or "")[:300]})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +59,7 @@ class StageStats:
             "failure_reasons": dict(self.failure_reasons),
             "drop_reasons": dict(self.drop_reasons),
             "warning_reasons": dict(self.warning_reasons),
+            "failures": list(self.failures),
         }
 
 
@@ -164,9 +175,11 @@ class LocalExecutor:
             elif res.status == "failed":
                 st.failed += 1
                 st.failure_reasons[res.reason or "unknown"] += 1
+                st.note_failure(res.item_id, res.reason or "unknown", res.detail)
             else:
                 st.errors += 1
                 st.failure_reasons[res.reason or "error"] += 1
+                st.note_failure(res.item_id, res.reason or "error", res.detail)
         st.outputs = len(outputs)
         st.seconds = time.perf_counter() - t0
         return outputs, st
