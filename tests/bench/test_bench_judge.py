@@ -108,3 +108,37 @@ def test_judge_fallback_of_the_extractor_answers_a_letter_or_none(tiny_llm) -> N
     assert (result.letter, result.rule) in {(x, "judge") for x in "ABCD"} | {(None, "none:judge_declined")}
     # Rules that can decide never reach the judge.
     assert extract_answer("Answer: C", options, judge=tiny_llm).rule == "answer_is"
+
+
+def test_judge_cli_resumes_only_with_the_same_judge_and_a_done_rerun_loads_nothing(tmp_path: Path, capsys) -> None:
+    from videoespresso.cli import main
+
+    def run(*argv: str) -> int:
+        with pytest.raises(SystemExit) as exc:
+            main(list(argv))
+            raise SystemExit(0)
+        return exc.value.code or 0
+
+    item = {
+        "video_path": "v.mp4", "question": "q?", "options": ["(A): a", "(B): b", "(C): c", "(D): d"],
+        "correct_answer": "(A)", "answer": "ref", "evidence": "ev", "task": "Traffic Analysis", "model_output": "out",
+    }
+    preds = tmp_path / "o.json"
+    preds.write_text(json.dumps([item, {**item, "question": "other?"}]), encoding="utf-8")
+    out = tmp_path / "o.judge.jsonl"
+    base = ["judge", str(preds), "--out", str(out), "--profile", "offline", "--max-new-tokens", "8", "--no-constrained"]
+    assert run(*base, "--judge", "tiny:qwen2") in (0, 3)
+    assert len(out.read_text().splitlines()) == 2
+    capsys.readouterr()
+    assert run(*base, "--judge", "tiny:smolvlm") == 2
+    assert "other settings" in capsys.readouterr().err
+    import videoespresso.models.registry as registry
+
+    loads = []
+    original = registry.load_model
+    registry.load_model = lambda *a, **k: loads.append(a) or original(*a, **k)
+    try:
+        assert run(*base, "--judge", "tiny:qwen2") in (0, 3)
+    finally:
+        registry.load_model = original
+    assert loads == [] and len(out.read_text().splitlines()) == 2

@@ -25,9 +25,18 @@ def test_ask_selects_reasons_and_draws_a_contact_sheet(tmp_path, clip, capsys):
         "-o", "vanishes", "--selector", "caption-llm", "--reasoner", "two-stage",
         "--config", str(cfg), "--show", str(sheet), "--json", str(out), "--count-flops",
     ])
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "frames (caption-llm)" in printed and "evidence:" in printed and "answer:" in printed
+    assert "chosen option:" in printed
+    assert "random-weight models" in captured.err and "reasoner (tiny:" in captured.err
     body = json.loads(out.read_text())
+    assert body["random_weights"] is True
+    chosen = body["chosen_option"]
+    # Random weights: the reply may name no option; when it does, letter and text agree.
+    if chosen is not None:
+        assert chosen["text"] == ["moves", "stays", "spins", "vanishes"]["ABCD".index(chosen["letter"])]
+        assert f"({chosen['letter']}) {chosen['text']}" in printed
     selection, result = body["selection"], body["result"]
     indices = [f["index"] for f in selection["frames"]]
     assert 1 <= len(indices) <= 3 and indices == sorted(indices)
@@ -57,3 +66,13 @@ def test_ask_reports_bad_input(tmp_path, clip, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["ask", str(clip), "q", "-o", "only one"])
     assert exc.value.code == 2 and "2 to 8 --option" in " ".join(capsys.readouterr().err.split())
+
+
+def test_chosen_option_is_read_by_the_benchmark_extractor():
+    from videoespresso.cli.ask_cmd import _chosen_option
+
+    chosen = _chosen_option("The answer is (B).", ["moves", "stays", "spins"])
+    assert (chosen["letter"], chosen["text"]) == ("B", "stays") and chosen["rule"]
+    assert _chosen_option("It stays where it is", ["moves", "stays"])["letter"] == "B"
+    assert _chosen_option("(D)", ["moves", "stays"]) is None
+    assert _chosen_option("no idea", ["a", "b", "c", "d"]) is None

@@ -262,6 +262,8 @@ def selector_source(
         selection = selector.select(str(video), item.question, item_id=item.id, options=item.options)
         return _frames_of_selection(selection, video, max_side)
 
+    # The caller reports the selector's repairs and fallbacks (``selector.stats``) after the run.
+    frames.selector = selector  # type: ignore[attr-defined]
     return frames
 
 

@@ -45,3 +45,20 @@ def effective_config(profile: Optional[str], config: Optional[Path], dump: Optio
         dump.write_text(cfg.to_yaml(), encoding="utf-8")
         err_console.print(f"effective config written to {dump}")
     return cfg
+
+
+def note_random_weights(roles: dict[str, str]) -> bool:
+    """Say which of the models a command uses have random weights (``tiny:`` checkpoints).
+
+    Their output is random text: a run with them proves plumbing, not quality, and every command
+    says so, as ``demo`` does. ``roles`` maps a role ("reasoner") to its spec. Returns whether
+    any was random.
+    """
+    random = sorted({f"{role} ({spec})" for role, spec in roles.items() if spec and str(spec).startswith("tiny:")})
+    if random:
+        err_console.print(
+            f"[yellow]random-weight models: {', '.join(random)}; their output is random text "
+            "(this run proves the pipeline, not quality)[/]",
+            highlight=False,
+        )
+    return bool(random)

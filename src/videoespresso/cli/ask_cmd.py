@@ -10,7 +10,15 @@ import typer
 
 from ..errors import ConfigError
 from . import app
-from ._common import ConfigOption, DumpConfigOption, ProfileOption, console, effective_config, err_console
+from ._common import (
+    ConfigOption,
+    DumpConfigOption,
+    ProfileOption,
+    console,
+    effective_config,
+    err_console,
+    note_random_weights,
+)
 
 
 @app.command("ask")
@@ -53,6 +61,12 @@ def ask_command(
     overrides = {}
     if frames is not None:
         overrides = {"frames": frames} if selector == "uniform" else {"k" if selector == "embedding" else "max_frames": frames}
+    roles = {"reasoner": cfg.models.reasoner}
+    if selector in ("embedding", "caption-llm"):
+        roles["selector captioner"] = cfg.models.selector_vlm
+    if selector == "caption-llm":
+        roles["selector LLM"] = cfg.models.selector_llm
+    random_weights = note_random_weights(roles)
     chooser = load_selector(selector, cfg, **overrides)
     selection = chooser.select(video, question, options=options or None)
     if selection.fallback:
@@ -68,6 +82,12 @@ def ask_command(
     if result.evidence is not None:
         console.print(Text.assemble(("evidence: ", "bold"), result.evidence))
     console.print(Text.assemble(("answer: ", "bold"), result.answer))
+    chosen_option = _chosen_option(result.answer, options) if options else None
+    if options:
+        if chosen_option is None:
+            console.print("chosen option: none could be read from the answer", highlight=False)
+        else:
+            console.print(Text.assemble(("chosen option: ", "bold"), f"({chosen_option['letter']}) {chosen_option['text']}"))
     tokens = ", ".join(
         f"{s.stage} {s.prompt_tokens}+{s.completion_tokens}"
         + (f" ({s.flops / 1e9:.2f} GFLOPs)" if s.flops is not None else "")
@@ -80,5 +100,19 @@ def ask_command(
         console.print(f"contact sheet written to {show}", highlight=False)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        body = {"selection": selection.model_dump(mode="json"), "result": result.model_dump(mode="json")}
+        body = {"selection": selection.model_dump(mode="json"), "result": result.model_dump(mode="json"),
+                "chosen_option": chosen_option, "random_weights": random_weights}
         json_out.write_text(json.dumps(body, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def _chosen_option(answer: str, options: list[str]) -> dict | None:
+    """The option the answer picks, read by the benchmark's extractor (A-D, up to 4 options)."""
+    from ..bench.extract import extract_answer
+
+    if len(options) > 4:
+        return None
+    found = extract_answer(answer, options + [""] * (4 - len(options)))
+    if found.letter is None or "ABCD".index(found.letter) >= len(options):
+        return None
+    index = "ABCD".index(found.letter)
+    return {"letter": found.letter, "text": options[index], "rule": found.rule}

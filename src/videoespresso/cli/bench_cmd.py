@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import ConfigOption, ProfileOption, console, effective_config, err_console
+from ._common import ConfigOption, ProfileOption, console, effective_config, err_console, note_random_weights
 
 #: The command finished, but some items failed or were skipped (each is reported).
 EXIT_PARTIAL = 3
@@ -134,6 +134,12 @@ def eval_command(
         has_output=out.is_file() and out.stat().st_size > 0, overwrite=overwrite,
         legacy_settings=settings_from_lines(out),
     )
+    roles = {"model": spec}
+    if selector in ("embedding", "caption-llm"):
+        roles["selector captioner"] = cfg.models.selector_vlm
+    if selector == "caption-llm":
+        roles["selector LLM"] = cfg.models.selector_llm
+    note_random_weights(roles)
     wanted = {i.id for i in items}
     finished = completed_ids(out, include_failed=not retry_failed) & wanted
     cache_path = None if no_cache else (cache or (Path(cfg.cache) if cfg.cache else out.with_name(out.name + ".cache.sqlite")))
@@ -153,6 +159,10 @@ def eval_command(
     )
     if vlm is None:
         console.print("nothing left to answer: the model was not loaded")
+    chooser = getattr(source, "selector", None)
+    if chooser is not None and chooser.stats:
+        console.print("selector events (repairs, clamped or out-of-range frames, fallbacks): "
+                      + ", ".join(f"{k} {v}" for k, v in sorted(chooser.stats.items())), highlight=False)
     for reason, count in summary.failure_reasons.items():
         err_console.print(f"  failed ({reason}): {count}")
     for example in summary.failure_examples:
@@ -279,10 +289,13 @@ def judge_command(
     max_new_tokens: int = typer.Option(96, "--max-new-tokens"),
     constrained: bool = typer.Option(True, "--constrained/--no-constrained", help="Ask the backend for schema-constrained JSON."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Judge response cache (SQLite)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over: remove the judgements (and manifest) already at --out."),
     profile: Optional[str] = ProfileOption,
     config: Optional[Path] = ConfigOption,
 ) -> None:
     """Open-ended scores from an LLM judge: Logic, Factuality, Description Accuracy, Conciseness, overall (x10).
+
+    A rerun resumes only with the judge and settings recorded in OUT.manifest.json.
 
     Example: videoespresso judge runs/open.jsonl --bench bench_hard.json --judge openai:gpt-4o --json runs/open.judge.json
     """
@@ -291,6 +304,7 @@ def judge_command(
     from ..bench.judge import CRITERIA, CRITERIA_LABELS, judge_answers, load_judge_inputs, read_judgements, summarize
     from ..bench.run import repair_tail
     from ..formats.jsonl import append_jsonl, write_json_atomic
+    from ..formats.manifest import check_resume, file_sha256, manifest_path
     from ..models.registry import load_model
     from ..schema import GenerationSettings
 
@@ -298,10 +312,19 @@ def judge_command(
     spec = judge or cfg.models.judge
     requests, skipped = load_judge_inputs(predictions, bench)
     out = out or predictions.with_name(predictions.stem + ".judge.jsonl")
+    if overwrite:
+        out.unlink(missing_ok=True)
+        manifest_path(out).unlink(missing_ok=True)
+    settings = {"judge": spec, "model_options": cfg.model_options(spec), "max_new_tokens": max_new_tokens,
+                "constrained": constrained, "bench_sha256": file_sha256(bench) if bench is not None else None}
+    check_resume(out, "judge", settings, has_output=out.is_file() and out.stat().st_size > 0, overwrite=overwrite,
+                 legacy_settings=_judge_settings_from_lines(out))
     repair_tail(out)
     previous = {j.id: j for j in read_judgements(out)}
     todo = [r for r in requests if r.id not in previous]
-    model = load_model(spec, kind="chat", cache=cache, **cfg.model_options(spec))
+    note_random_weights({"judge": spec})
+    # A rerun with nothing left to judge never loads the judge.
+    model = load_model(spec, kind="chat", cache=cache, **cfg.model_options(spec)) if todo else None
     with _progress() as progress:
         bar = progress.add_task(f"judge {spec}", total=len(requests), completed=len(requests) - len(todo))
 
@@ -331,6 +354,18 @@ def judge_command(
         console.print(f"summary -> {json_out}")
     if summary.failed or skipped:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _judge_settings_from_lines(path: Path) -> dict | None:
+    """The judge recorded in a judgements file written before manifests existed."""
+    from ..formats.jsonl import read_jsonl
+
+    if not path.is_file():
+        return None
+    for _, obj, error in read_jsonl(path):
+        if error is None and isinstance(obj, dict) and obj.get("judge"):
+            return {"judge": obj["judge"]}
+    return None
 
 
 # --------------------------------------------------------------------------- report

@@ -9,7 +9,15 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import ConfigOption, DumpConfigOption, ProfileOption, console, effective_config, err_console
+from ._common import (
+    ConfigOption,
+    DumpConfigOption,
+    ProfileOption,
+    console,
+    effective_config,
+    err_console,
+    note_random_weights,
+)
 
 
 @app.command("build")
@@ -36,6 +44,9 @@ def build_command(
     from ..formats.jsonl import write_json_atomic
 
     cfg = effective_config(profile, config, dump_config)
+    m = cfg.models
+    note_random_weights({"captioner": m.captioner, "llm": m.llm, "grounder": m.grounder, "scorer": m.scorer}
+                        | {f"judge {i + 1}": spec for i, spec in enumerate(m.judges)})
     result = run_build(videos, out, cfg, stages=stages, limit=limit, progress=not no_progress, console=err_console)
     print_summary(result.run, console)
     summary = result.run.to_dict()

@@ -9,7 +9,15 @@ import typer
 
 from ..errors import ConfigError
 from . import app
-from ._common import ConfigOption, DumpConfigOption, ProfileOption, console, effective_config, err_console
+from ._common import (
+    ConfigOption,
+    DumpConfigOption,
+    ProfileOption,
+    console,
+    effective_config,
+    err_console,
+    note_random_weights,
+)
 
 
 @app.command("select")
@@ -54,6 +62,9 @@ def select_command(
         if selector != "oracle":
             raise ConfigError("--frame-fps applies to the oracle selector only")
         overrides["frame_fps"] = frame_fps
+    if selector in ("embedding", "caption-llm"):
+        note_random_weights({"selector captioner": cfg.models.selector_vlm}
+                            | ({"selector LLM": cfg.models.selector_llm} if selector == "caption-llm" else {}))
     chooser = load_selector(selector, cfg, items=items, **overrides)
     selections, failures = {}, {}
     for item in items:
