@@ -234,7 +234,22 @@ def test_missing_local_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_unreachable_hub_repository_is_a_clear_error():
-    with pytest.raises(CheckpointNotFoundError, match="hf:nobody/no-such-model: cannot load"):
+    # HF_HUB_OFFLINE is set for the whole suite (conftest): one line, at once, with what to do.
+    with pytest.raises(CheckpointNotFoundError, match="hf:nobody/no-such-model: 'nobody/no-such-model' is not in the Hugging Face cache and HF_HUB_OFFLINE is set.*hf:DIR"):
+        load_model("hf:nobody/no-such-model")
+
+
+def test_hub_that_cannot_be_reached_fails_fast_with_a_hint(monkeypatch):
+    import socket
+
+    # A closed port on loopback plays the unreachable hub: no traffic leaves the machine.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    with pytest.raises(CheckpointNotFoundError, match=rf"hub \(127.0.0.1:{port}\) cannot be reached.*HF_HUB_OFFLINE=1"):
         load_model("hf:nobody/no-such-model")
 
 

@@ -93,3 +93,17 @@ def test_probe_audio_only_exit_2(tmp_path):
     res = run("probe", str(path))
     assert res.returncode == 2
     assert "no video stream" in res.stderr
+
+
+def test_frames_rerun_into_a_used_folder_leaves_no_stale_frames_and_counts_what_it_wrote(tmp_path):
+    short = make_test_video(tmp_path / "short.mp4", "static", seconds=0.4, fps=10)  # 4 frames
+    out = tmp_path / "o"
+    assert run("frames", str(short.path), "-s", "uniform:4", "-o", str(out)).returncode == 0
+    assert len(list(out.glob("f*_t*.jpg"))) == 4
+    res = run("frames", str(short.path), "-s", "uniform:2", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    assert len(list(out.glob("f*_t*.jpg"))) == 2 == len(load_frames_json(out).frames)
+    res = run("frames", str(short.path), "-s", "uniform:10", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    assert len(list(out.glob("f*_t*.jpg"))) == 4
+    assert "4 frames written" in res.stdout and "asked for 10" in res.stdout

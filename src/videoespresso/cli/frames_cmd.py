@@ -98,7 +98,12 @@ def frames_command(
                 continue
             task_total = progress.tasks[task].total or 1.0
             progress.update(task, completed=task_total, total=task_total)
-            console.print(f"{video}: {len(record.frames)} frames ({chosen.spec}) -> {folder}", highlight=False)
+            # A sampler asked for more frames than the video has repeats some; each is written once.
+            distinct = len({f.index for f in record.frames})
+            note = "" if distinct == len(record.frames) else (
+                f" (the sampler asked for {len(record.frames)}; the video has only {distinct} distinct frames there)"
+            )
+            console.print(f"{video}: {distinct} frames written ({chosen.spec}) -> {folder}{note}", highlight=False)
     for _, reason in failures:
         err_console.print(f"[bold red]failed:[/] {reason}", highlight=False)
     if failures:

@@ -16,7 +16,9 @@ bfloat16 where the GPU supports it, else CPU float32.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -51,6 +53,42 @@ def _is_local(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~", ".\\")) or (len(name) > 1 and name[1] == ":")
 
 
+def _offline() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _check_hub_reachable(name: str, spec: str, revision: str | None, timeout_s: float = 3.0) -> None:
+    """Fail in seconds, with a hint, when a hub checkpoint is neither cached nor downloadable.
+
+    Without this, a machine with no network spends half a minute in the hub client's retries
+    before an error that does not say what to do.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(name, "config.json", revision=revision)
+    except ValueError:  # not a valid repository id: the hub call below explains
+        return
+    if isinstance(cached, str):
+        return
+    hint = (f"download it where there is network (e.g. `hf download {name} --local-dir DIR`) and use hf:DIR, "
+            "or fill the Hugging Face cache")
+    if _offline():
+        raise CheckpointNotFoundError(f"{spec}: {name!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; {hint}")
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise CheckpointNotFoundError(
+            f"{spec}: {name!r} is not in the Hugging Face cache and the hub ({host}:{port}) cannot be reached ({exc}); "
+            f"{hint}; set HF_HUB_OFFLINE=1 to fail at once"
+        ) from None
+
+
 def _load_config(name: str, spec: str, trust_remote_code: bool, revision: str | None) -> Any:
     from transformers import AutoConfig
 
@@ -61,6 +99,8 @@ def _load_config(name: str, spec: str, trust_remote_code: bool, revision: str | 
         if not (path / "config.json").is_file():
             raise CheckpointNotFoundError(f"{spec}: {path} has no config.json (not a transformers checkpoint)")
         name = str(path)
+    else:
+        _check_hub_reachable(name, spec, revision)
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code, revision=revision)
     except (OSError, ValueError, KeyError) as exc:
