@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import StructuredOutputError
 from ..schema import Generation, GenerationSettings
-from .protocols import Conversation, JsonSchema
+from .protocols import Conversation, JsonSchema, check_text
 
 #: Bump when the key recipe or the stored row format changes: old rows then simply miss.
 KEY_VERSION = 1
@@ -250,6 +250,7 @@ class CachedModel:
         conversations = list(conversations)
         if not settings.deterministic:
             return self._backend.generate(conversations, settings, schema)
+        check_text(conversations)
         digest = schema_hash(schema)
         keys = [
             cache_key(self.spec, settings, conv, schema_digest=digest) for conv in conversations
