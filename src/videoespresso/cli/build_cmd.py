@@ -43,6 +43,15 @@ def build_command(
         summary["exported_items"] = result.exported.items
         console.print(f"exported {result.exported.items} QA items to {out}")
     write_json_atomic(out / "summary.json", summary)
+    if result.exported is not None and result.exported.items == 0:
+        # A build that produced nothing is a failure for scripts, whatever the cause
+        # (every video bad, the endpoint down): the reasons are in the table above.
+        err_console.print(
+            f"[bold red]error:[/] no QA item exported from {result.run.stages[0].inputs} video(s); "
+            "see the failure reasons above",
+            highlight=False,
+        )
+        raise typer.Exit(1)
 
 
 @app.command("inspect")

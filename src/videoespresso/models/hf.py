@@ -644,7 +644,14 @@ class HFGroundingDino(_HFBase):
                 inputs = self.processor(images=[imgs[i] for i in todo], text=texts, padding=True, return_tensors="pt")
                 inputs = inputs.to(self.device, dtype=self.dtype)
                 with torch.inference_mode():
-                    outputs = self.model(**inputs)
+                    try:
+                        outputs = self.model(**inputs)
+                    except ValueError as exc:
+                        if "more than 1 value per channel" not in str(exc):
+                            raise
+                        # A small square image leaves a 1x1 map at the coarsest level, which group
+                        # norm refuses; padding (masked out, as batch padding is) widens it.
+                        outputs = self.model(**_pad_width(inputs))
                 sizes = [(imgs[i].height, imgs[i].width) for i in todo]
                 post = self.processor.post_process_grounded_object_detection(
                     outputs, inputs["input_ids"], threshold=box_threshold, text_threshold=text_threshold,
@@ -655,6 +662,20 @@ class HFGroundingDino(_HFBase):
                     found[i] = _detections(res["scores"].tolist(), res["boxes"].tolist(), labels, lists[i], w, h)
             results.extend(found[i] for i in range(len(imgs)))
         return results
+
+
+def _pad_width(inputs: Any) -> Any:
+    """Detector inputs with the pixels padded on the right to twice their width, masked out."""
+    import torch
+
+    batch = dict(inputs)
+    pixels = batch["pixel_values"]
+    batch["pixel_values"] = torch.cat([pixels, torch.zeros_like(pixels)], dim=-1)
+    mask = batch.get("pixel_mask")
+    if mask is None:
+        mask = torch.ones(pixels.shape[0], *pixels.shape[-2:], dtype=torch.long, device=pixels.device)
+    batch["pixel_mask"] = torch.cat([mask, torch.zeros_like(mask)], dim=-1)
+    return batch
 
 
 def _clip01(v: float) -> float:
