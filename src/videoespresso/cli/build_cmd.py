@@ -57,7 +57,7 @@ def build_command(
 @app.command("inspect")
 def inspect_command(
     build_dir: Path = typer.Argument(..., help="A build folder written by `videoespresso build`."),
-    failures: int = typer.Option(5, "--failures", help="Show this many recorded failures with their replies."),
+    failures: int = typer.Option(5, "--failures", min=0, help="Show this many recorded failures with their replies."),
 ) -> None:
     """Summarise a build: stored results per stage, reasons, runs and exported files.
 
