@@ -30,6 +30,14 @@ IO_TIMEOUT_S = 30.0
 def check_file(path: str | os.PathLike[str]) -> Path:
     """Fail early, and clearly, on paths FFmpeg would report confusingly."""
     p = Path(path)
+    try:
+        return _check_file(p)
+    except PermissionError:
+        # A folder on the way that the user may not enter (pathlib raises instead of saying False).
+        raise VideoNotFoundError(f"video {p}: permission denied") from None
+
+
+def _check_file(p: Path) -> Path:
     if not p.exists():
         if p.is_symlink():
             raise VideoNotFoundError(f"video {p}: a symbolic link that leads nowhere (dangling or a loop)")
