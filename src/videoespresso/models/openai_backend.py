@@ -284,10 +284,17 @@ class OpenAIModel:
             self._breaker.check(self._where())
             left = self.deadline - (time.monotonic() - start)
             try:
-                response = self._client.chat.completions.create(
-                    messages=messages, timeout=max(0.001, min(self.timeout, left)), **params
+                response = _call_within(
+                    left,
+                    lambda: self._client.chat.completions.create(
+                        messages=messages, timeout=max(0.001, min(self.timeout, left)), **params
+                    ),
                 )
-            except openai.APIConnectionError as exc:  # also APITimeoutError
+            except ValueError as exc:
+                # The SDK parses the body itself; a proxy's HTML page arrives as a JSONDecodeError.
+                self._breaker.success()
+                raise EndpointError(f"the reply is not a JSON chat completion ({exc})") from None
+            except (openai.APIConnectionError, _DeadlineExpired) as exc:  # also APITimeoutError
                 error: Exception = exc
                 unreachable = True
             except openai.APIStatusError as exc:
@@ -331,6 +338,8 @@ class OpenAIModel:
             reason = str(exc)
         elif isinstance(exc, openai.APITimeoutError):
             reason = f"no reply within {self.timeout:g} s (timed out)"
+        elif isinstance(exc, _DeadlineExpired):
+            reason = f"{exc} (timed out)"
         elif isinstance(exc, openai.APIConnectionError):
             reason = f"cannot connect: {_root_cause(exc)}"
         elif isinstance(exc, openai.APIStatusError):
@@ -358,6 +367,34 @@ class OpenAIModel:
 
     def __repr__(self) -> str:
         return f"OpenAIModel(spec={self.spec!r}, endpoint={self.endpoint!r})"
+
+
+def _call_within(seconds: float, call: Any) -> Any:
+    """``call()``, or :class:`_DeadlineExpired` once ``seconds`` have passed.
+
+    httpx's timeouts bound each read, so a body dripping one byte at a time never times out;
+    the deadline has to be kept from outside. The abandoned call finishes in a daemon thread.
+    """
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 -- re-raised in the caller's thread
+            outcome["error"] = exc
+        done.set()
+
+    threading.Thread(target=run, name="openai-request", daemon=True).start()
+    if not done.wait(max(0.0, seconds)):
+        raise _DeadlineExpired(f"no complete reply within the {seconds:.3g} s left of the deadline")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+class _DeadlineExpired(Exception):
+    """A request still unanswered when its deadline ran out (counts as unreachable)."""
 
 
 class _GaveUp(Exception):
