@@ -367,7 +367,7 @@ class _HFGenerator(_HFBase):
         # it is padded into a batch whose attention would need tens of GB.
         if self.context_length is None:
             return
-        lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        lengths = [len(self.tokenizer(p, add_special_tokens=False, verbose=False)["input_ids"]) for p in prompts]
         self._check_lengths(lengths, 0)
 
     def _check_lengths(self, lengths: Sequence[int], offset: int) -> None:
