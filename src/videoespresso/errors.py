@@ -32,6 +32,19 @@ class EndpointError(UserError):
     """An HTTP model endpoint that refuses the connection, times out or answers with an error."""
 
 
+class EndpointDownError(EndpointError):
+    """An endpoint's circuit breaker opened: too many consecutive requests could not reach it.
+
+    Runs stop on it (instead of failing every remaining item one timeout at a time); what was
+    written stays and a rerun resumes. ``completed`` keeps the replies of the batch in flight
+    that did arrive, as :class:`~videoespresso.models.openai_backend.BatchEndpointError` does.
+    """
+
+    def __init__(self, message: str, completed: list | None = None) -> None:
+        super().__init__(message)
+        self.completed = completed
+
+
 class FormatError(UserError):
     """A data file (benchmark, train JSON, predictions) that does not have the expected shape."""
 

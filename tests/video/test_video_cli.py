@@ -62,7 +62,7 @@ def test_frames_batch_records_failures_and_goes_on(clip, tmp_path):
     [
         (["-s", "bogus:1"], "unknown sampler 'bogus:1'"),
         (["--size", "12y"], "--size '12y'"),
-        (["--quality", "500"], "--quality 500"),
+        (["--quality", "500"], "Invalid value for '--quality': Input should be less than or equal to 100"),
     ],
 )
 def test_frames_bad_options_exit_2(clip, tmp_path, args, message):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
-from ..errors import ConfigError, UserError
+from ..errors import ConfigError, EndpointDownError, UserError
 from ..schema import LETTERS, BenchItem, FrameRef, GenerationSettings, Prediction, find_task
 from .extract import extract_answer
 from .prompts import OPEN_ENDED, render_prompt, template_id
@@ -204,8 +204,17 @@ def drop_failed_lines(path: Path) -> set[str]:
 
 
 def resolve_video(item: BenchItem, video_root: Path) -> Path:
+    """The item's video under ``video_root``; a path that leaves it (``..``, absolute) is refused.
+
+    A benchmark file is data, possibly from someone else: it must not make a run read any file
+    the user can read.
+    """
     path = Path(item.video_path)
-    return path if path.is_absolute() else video_root / path
+    root = Path(os.path.abspath(video_root))
+    full = Path(os.path.abspath(root / path))
+    if not full.is_relative_to(root):
+        raise UserError(f"video_path {item.video_path!r} is outside --video-root {video_root}; refused")
+    return full
 
 
 def sampler_source(spec: str, max_side: int | None) -> FrameSource:
@@ -305,7 +314,28 @@ def run_eval(
 
     With ``opts.retry_failed`` the failed attempts already in ``out`` are removed first and
     those items answered again. ``model`` may be None when nothing is left to answer.
+
+    ``out`` is locked for the run (``<out>.lock``): a second run on the same file is refused.
     """
+    from ..locking import OutputLock
+
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give the path of a predictions .jsonl file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with OutputLock(out.with_name(out.name + ".lock"), f"predictions file {out}"):
+        return _run_eval(items, model, out, frame_source, video_root, opts, on_item=on_item)
+
+
+def _run_eval(
+    items: Sequence[BenchItem],
+    model: Any,
+    out: Path,
+    frame_source: FrameSource,
+    video_root: Path,
+    opts: EvalOptions,
+    *,
+    on_item: Callable[[Prediction], None] | None = None,
+) -> EvalSummary:
     from ..formats.jsonl import append_jsonl
     from ..models.protocols import user
 
@@ -344,6 +374,8 @@ def run_eval(
         for item in batch:
             try:
                 frames, images = frame_source(item, resolve_video(item, video_root))
+            except EndpointDownError:
+                raise
             except UserError as exc:
                 results[item.id] = _failure(item, f"frames: {exc}", opts, spec)
                 continue
@@ -359,9 +391,31 @@ def run_eval(
         for item in batch:
             emit(results[item.id])
 
+    if retrying:
+        # Retried items were appended at the end; put every line back in benchmark order so a
+        # rerun's file reads like an uninterrupted run's.
+        _reorder_lines(out, [i.id for i in items])
     summary.seconds = time.perf_counter() - started
     summary.failure_reasons = dict(reasons)
     return summary
+
+
+def _reorder_lines(path: Path, order: Sequence[str]) -> None:
+    """Rewrite ``path`` (atomically) with its lines sorted by their id's place in ``order``;
+    lines of other ids keep their place before them."""
+    from ..formats.jsonl import write_text_atomic
+
+    rank = {item_id: i for i, item_id in enumerate(order)}
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+
+    def key(line: str) -> int:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            return -1
+        return rank.get(obj.get("id"), -1) if isinstance(obj, dict) else -1
+
+    write_text_atomic(path, "".join(sorted(lines, key=key)))
 
 
 def _answer(model: Any, convs: list[Any], opts: EvalOptions, ready: list[Any]) -> list[Any]:
@@ -370,6 +424,9 @@ def _answer(model: Any, convs: list[Any], opts: EvalOptions, ready: list[Any]) -
         return []
     try:
         return _call(model, convs, opts)
+    except EndpointDownError:
+        # The endpoint is gone: stop (a rerun resumes) instead of a timeout per remaining item.
+        raise
     except UserError as exc:
         if len(convs) == 1:
             return [f"model: {exc}"]
@@ -378,6 +435,8 @@ def _answer(model: Any, convs: list[Any], opts: EvalOptions, ready: list[Any]) -
     for conv in convs:
         try:
             out.extend(_call(model, [conv], opts))
+        except EndpointDownError:
+            raise
         except UserError as exc:
             out.append(f"model: {exc}")
     return out

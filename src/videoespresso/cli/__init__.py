@@ -7,6 +7,7 @@ imports (torch, transformers) happen inside the commands so ``--help`` stays fas
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 
 import typer
@@ -67,6 +68,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
+    except (OSError, sqlite3.Error) as exc:
+        # A full disk, a read-only mount, an output path that is a file: the user's machine,
+        # not a bug. Everything written so far is durable; a rerun resumes.
+        err_console.print(f"[bold red]error:[/] {storage_error_line(exc)}", highlight=False)
+        sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except SystemExit:
@@ -79,6 +85,21 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, aborts):
             sys.exit(1)
         raise
+
+
+def storage_error_line(exc: BaseException) -> str:
+    """One line for a file-system or SQLite error: the path, the reason, what to do."""
+    if isinstance(exc, OSError):
+        where = exc.filename or ""
+        if exc.filename2:
+            where = f"{where} -> {exc.filename2}"
+        reason = exc.strerror or str(exc)
+        line = f"{where}: {reason}" if where else reason
+    else:
+        line = f"SQLite store: {exc}"
+    if "full" in line.lower() or getattr(exc, "errno", None) == 28:
+        line += " (free some space and rerun: finished work is kept)"
+    return line
 
 
 def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:

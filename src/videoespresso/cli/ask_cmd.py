@@ -57,6 +57,9 @@ def ask_command(
         raise ConfigError("the oracle selector needs annotated items; use it through `eval`")
     if not video.is_file():
         raise ConfigError(f"video {video} does not exist")
+    for path, flag in ((show, "--show"), (json_out, "--json")):
+        if path is not None:
+            _check_writable(path, flag)
     cfg = effective_config(profile, config, dump_config)
     overrides = {}
     if frames is not None:
@@ -116,3 +119,15 @@ def _chosen_option(answer: str, options: list[str]) -> dict | None:
         return None
     index = "ABCD".index(found.letter)
     return {"letter": found.letter, "text": options[index], "rule": found.rule}
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    """Refuse an output the run could not write, before minutes of model calls are spent."""
+    import os
+
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; give a file path")
+    parent = path.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"{flag} {path}: the folder {parent} is not writable")

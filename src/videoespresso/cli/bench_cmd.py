@@ -44,21 +44,21 @@ def eval_command(
     video_root: Path = typer.Option(..., "--video-root", help="Folder the items' video_path values are relative to."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="VisionLanguageModel spec; default: the profile's reasoner."),
     out: Path = typer.Option(..., "--out", "-o", help="Predictions JSONL (appended to; a rerun resumes)."),
-    frames: Optional[int] = typer.Option(None, "--frames", "-k", help="Uniform frames per video (default: config eval.frames)."),
+    frames: Optional[int] = typer.Option(None, "--frames", "-k", min=1, help="Uniform frames per video (default: config eval.frames)."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="Any video sampler spec, e.g. uniform:16, fps:1."),
     frames_file: Optional[Path] = typer.Option(None, "--frames-file", help="Precomputed frame lists: selections JSON keyed by question id."),
     selector: Optional[str] = typer.Option(None, "--selector", help="Choose frames per question with this selector."),
     evidence: bool = typer.Option(False, "--evidence/--no-evidence", help="Insert the item's evidence into the prompt."),
     template: str = typer.Option("official", "--template", help="Prompt template: official, letter, cot, open."),
     mode: str = typer.Option("generate", "--mode", help="generate (reply + extractor) or logprob (score the option letters)."),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens"),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="0 = greedy (default)."),
-    top_p: Optional[float] = typer.Option(None, "--top-p"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Questions per model call (default: config eval.batch_size)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N items (after the task filter)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1),
+    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="0 = greedy (default)."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", min=0.0, max=1.0),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Questions per model call (default: config eval.batch_size)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N items (after the task filter)."),
     task: Optional[list[str]] = typer.Option(None, "--task", help="Only these tasks (paper or leaderboard name); repeatable."),
-    max_side: Optional[int] = typer.Option(None, "--max-side", help="Resize frames so the longer side is at most this."),
+    max_side: Optional[int] = typer.Option(None, "--max-side", min=16, help="Resize frames so the longer side is at most this."),
     official: Optional[Path] = typer.Option(None, "--official", help="Also write the official format (items + model_output) here."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Model response cache (SQLite); default: next to --out."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not cache model replies."),
@@ -106,6 +106,8 @@ def eval_command(
             if v is not None
         }
     )
+    if top_p == 0.0:
+        raise ConfigError("--top-p must be above 0 (0 keeps no token); use --temperature 0 for greedy decoding")
     items = filter_items(read_bench(bench), task, limit)
     side = max_side if max_side is not None else cfg.sampling.max_side
     if frames_file is not None:
@@ -183,7 +185,7 @@ def score_command(
     bench: Optional[Path] = typer.Option(None, "--bench", "-b", help="Benchmark file (optional when predictions carry task and correct_answer)."),
     legacy: bool = typer.Option(False, "--legacy", help="Use the official score.py rule (first capital A-D anywhere)."),
     embedder: Optional[str] = typer.Option(None, "--embedder", help="Map unreadable replies to the nearest option (the paper's protocol), e.g. minilm."),
-    margin: float = typer.Option(0.0, "--margin", help="With --embedder: required cosine gap between best and second option."),
+    margin: float = typer.Option(0.0, "--margin", min=0.0, max=2.0, help="With --embedder: required cosine gap between best and second option."),
     judge_fallback: Optional[str] = typer.Option(None, "--judge-fallback", help="ChatModel that maps unreadable replies (may answer none)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON here."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name in the JSON and in reports."),
@@ -285,8 +287,8 @@ def judge_command(
     bench: Optional[Path] = typer.Option(None, "--bench", "-b", help="Benchmark file (questions and reference answers)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Judgements JSONL (appended to; a rerun resumes). Default: PRED.judge.jsonl"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the summary as JSON here."),
-    batch_size: int = typer.Option(8, "--batch-size"),
-    max_new_tokens: int = typer.Option(96, "--max-new-tokens"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    max_new_tokens: int = typer.Option(96, "--max-new-tokens", min=1),
     constrained: bool = typer.Option(True, "--constrained/--no-constrained", help="Ask the backend for schema-constrained JSON."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Judge response cache (SQLite)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over: remove the judgements (and manifest) already at --out."),

@@ -67,6 +67,15 @@ def build_command(
             f"{result.exported.test} test (split by video)"
         )
     write_json_atomic(out / "summary.json", summary)
+    if result.exported is not None and result.exported.items == 0:
+        # A build that produced nothing is a failure for scripts, whatever the cause
+        # (every video bad, the endpoint down): the reasons are in the table above.
+        err_console.print(
+            f"[bold red]error:[/] no QA item exported from {result.run.stages[0].inputs} video(s); "
+            "see the failure reasons above",
+            highlight=False,
+        )
+        raise typer.Exit(1)
     if strict and total_failed:
         raise typer.Exit(3)
 
@@ -74,7 +83,7 @@ def build_command(
 @app.command("inspect")
 def inspect_command(
     build_dir: Path = typer.Argument(..., help="A build folder written by `videoespresso build`."),
-    failures: int = typer.Option(5, "--failures", help="Show this many recorded failures with their replies."),
+    failures: int = typer.Option(5, "--failures", min=0, help="Show this many recorded failures with their replies."),
 ) -> None:
     """Summarise a build: stored results per stage, reasons, runs and exported files.
 

@@ -57,7 +57,7 @@ def frames_command(
         "adaptive[:STATIC_FPS[:DYNAMIC_FPS[:THRESHOLD]]][:fast].",
     ),
     size: Optional[str] = typer.Option(None, "--size", help="Longest side (448) or exact size (320x240)."),
-    quality: int = typer.Option(90, "--quality", help="JPEG quality, 1-100."),
+    quality: int = typer.Option(90, "--quality", min=1, max=100, help="JPEG quality, 1-100."),
 ) -> None:
     """Sample frames and write them as JPEG files (named by index and time) plus frames.json.
 

@@ -67,9 +67,11 @@ def select_command(
                             | ({"selector LLM": cfg.models.selector_llm} if selector == "caption-llm" else {}))
     chooser = load_selector(selector, cfg, items=items, **overrides)
     selections, failures = {}, {}
+    from ..bench.run import resolve_video
+
     for item in items:
-        video = video_root / item.video_path
         try:
+            video = resolve_video(item, video_root)
             selections[item.id] = chooser.select(
                 video, item.question, item_id=item.id, options=item.options
             )

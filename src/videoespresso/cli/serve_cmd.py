@@ -17,10 +17,12 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def serve_command(
     model: str = typer.Option(..., "--model", "-m", help="Spec of a chat or vision-language model, e.g. tiny:qwen2-vl."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
-    port: int = typer.Option(8000, "--port", help="TCP port (0 = any free port)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0 = any free port)."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name clients send; defaults to the spec."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="SQLite response cache for deterministic requests."),
     max_batch: int = typer.Option(8, "--max-batch", min=1, help="Concurrent requests batched into one call."),
+    max_tokens_limit: int = typer.Option(4096, "--max-tokens-limit", min=1, help="Refuse requests asking for more max_tokens."),
+    request_timeout: float = typer.Option(300.0, "--request-timeout", min=0.001, help="Seconds of generation per request; then the reply so far is returned."),
 ) -> None:
     """Serve a model through the OpenAI chat-completions API (/v1/chat/completions, /v1/models).
 
@@ -56,7 +58,8 @@ def serve_command(
     shown = f"[{host}]" if ":" in host else host
     err_console.print(f"serving {model} as {served!r} at http://{shown}:{bound_port}/v1 (Ctrl-C stops)")
     try:
-        run_server(backend, name=served, sock=sock, max_batch=max_batch)
+        run_server(backend, name=served, sock=sock, max_batch=max_batch, max_tokens_limit=max_tokens_limit,
+                   request_timeout_s=request_timeout)
     except KeyboardInterrupt:
         # uvicorn re-raises Ctrl-C after its graceful shutdown; stopping is the normal way out.
         pass

@@ -6,6 +6,8 @@ Stage numbers, as ``--stages`` counts them: 1 sample, 2 caption, 3 dedup, 4 grou
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 from ..config import Config
 from ..engine import LocalExecutor, Resources, RunResult, Stage, Store
 from ..errors import UserError
+from ..locking import OutputLock
 from ._common import ModelPool
 from .caption import CaptionFrames
 from .cot import AnnotateCoT
@@ -30,6 +33,7 @@ STAGE_NAMES = ("sample", "caption", "dedup", "group", "qa", "filter", "cot", "sp
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
 STORE_FILE = "store.sqlite"
 CACHE_FILE = "responses.sqlite"
+LOCK_FILE = "build.lock"
 
 
 def build_stages(config: Config, root: Path, pool: ModelPool) -> list[Stage]:
@@ -89,7 +93,12 @@ def discover_videos(source: str | Path, limit: int | None = None) -> list[dict[s
     """
     source = Path(source)
     if source.is_dir():
-        paths = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        # A dangling or looping symlink named like a video is kept: its item then fails with
+        # the reason, instead of vanishing from the run unreported.
+        paths = sorted(
+            p for p in source.rglob("*")
+            if p.suffix.lower() in VIDEO_EXTENSIONS and (p.is_file() or (p.is_symlink() and not p.exists()))
+        )
         entries = [(p, p.relative_to(source).as_posix()) for p in paths]
     elif source.is_file():
         entries = []
@@ -108,10 +117,18 @@ def discover_videos(source: str | Path, limit: int | None = None) -> list[dict[s
     for path, rel in entries:
         stat = path.stat() if path.exists() else None
         items.append({
-            "id": rel, "video": str(path.resolve()), "video_path": rel,
+            "id": rel, "video": _absolute(path), "video_path": rel,
             "size": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None,
         })
     return items
+
+
+def _absolute(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):
+        # A symlink loop cannot be resolved; the sample stage fails the item and says why.
+        return os.path.abspath(path)
 
 
 @dataclass
@@ -136,22 +153,26 @@ def run_build(
     first, last = parse_stage_range(stages)
     items = discover_videos(source, limit)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a build folder")
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(config.cache) if config.cache else out / CACHE_FILE
     pool = ModelPool(config.models.options, cache=cache, preloaded=preloaded)
     stage_list = build_stages(config, out, pool)[:last]
     store_path = out / STORE_FILE
-    try:
-        with Store(store_path) as store:
-            executor = LocalExecutor(store, progress=progress, console=console)
-            result = executor.run(stage_list, items, replay_only={s.name for s in stage_list[: first - 1]})
-    finally:
-        pool.close()
-    exported = (
-        export(result.items, out, config.curate.test_options_seed, test_ratio=config.curate.test_ratio,
-               split_seed=config.curate.split_seed)
-        if last == len(STAGE_NAMES) else None
-    )
+    # One build per folder at a time: two would race on the export files.
+    with OutputLock(out / LOCK_FILE, f"build folder {out}"):
+        try:
+            with Store(store_path) as store:
+                executor = LocalExecutor(store, progress=progress, console=console)
+                result = executor.run(stage_list, items, replay_only={s.name for s in stage_list[: first - 1]})
+        finally:
+            pool.close()
+        exported = (
+            export(result.items, out, config.curate.test_options_seed, test_ratio=config.curate.test_ratio,
+                   split_seed=config.curate.split_seed)
+            if last == len(STAGE_NAMES) else None
+        )
     return BuildResult(run=result, exported=exported, store=store_path)
 
 

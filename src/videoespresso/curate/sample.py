@@ -56,7 +56,9 @@ class SampleFrames(Stage):
 
         video = item["video"]
         if not Path(video).is_file():
-            return [failed(item, "missing_video", f"{video}: no such file")]
+            what = "a symbolic link that leads nowhere (dangling or a loop)" if Path(video).is_symlink() else \
+                "not a regular file" if Path(video).exists() else "no such file"
+            return [failed(item, "missing_video", f"{video}: {what}")]
         sampler = AdaptiveSampler(self.static_fps, self.dynamic_fps, self.motion_threshold)
         folder = Path("frames") / safe_name(item["id"])
         try:

@@ -13,17 +13,18 @@ Nothing secret enters a key or a row: specs carry no API key, and neither do the
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import StructuredOutputError
 from ..schema import Generation, GenerationSettings
-from .protocols import Conversation, JsonSchema
+from .protocols import Conversation, JsonSchema, check_text
 
 #: Bump when the key recipe or the stored row format changes: old rows then simply miss.
 KEY_VERSION = 1
@@ -245,11 +246,21 @@ class CachedModel:
         conversations: Sequence[Conversation],
         settings: GenerationSettings | None = None,
         schema: JsonSchema | None = None,
+        *,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[Generation]:
+        """The backend's ``generate`` with hits served from the cache.
+
+        ``should_stop`` goes to backends that take it; replies it cut short are not stored.
+        """
         settings = settings or GenerationSettings()
         conversations = list(conversations)
+        options: dict[str, Any] = {}
+        if should_stop is not None and "should_stop" in inspect.signature(self._backend.generate).parameters:
+            options["should_stop"] = should_stop
         if not settings.deterministic:
-            return self._backend.generate(conversations, settings, schema)
+            return self._backend.generate(conversations, settings, schema, **options)
+        check_text(conversations)
         digest = schema_hash(schema)
         keys = [
             cache_key(self.spec, settings, conv, schema_digest=digest) for conv in conversations
@@ -266,7 +277,7 @@ class CachedModel:
             miss_indices = list(first_miss.values())
             try:
                 fresh = self._backend.generate(
-                    [conversations[i] for i in miss_indices], settings, schema
+                    [conversations[i] for i in miss_indices], settings, schema, **options
                 )
             except Exception as exc:
                 # Keep what the backend did finish (see BatchEndpointError) before failing.
@@ -281,7 +292,8 @@ class CachedModel:
                     f"{self.spec}: backend returned {len(fresh)} replies for {len(miss_indices)} "
                     "conversations"
                 )
-            self._cache.put_many((keys[i], g) for i, g in zip(miss_indices, fresh))
+            if not (options and should_stop is not None and should_stop()):
+                self._cache.put_many((keys[i], g) for i, g in zip(miss_indices, fresh))
             by_key = {keys[i]: g for i, g in zip(miss_indices, fresh)}
             for index, key in enumerate(keys):
                 if results[index] is None:

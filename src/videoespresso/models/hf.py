@@ -20,11 +20,11 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import CheckpointNotFoundError, SpecError, UserError
 from ..schema import Box, Detection, Generation, GenerationSettings
-from .protocols import Conversation, JsonSchema
+from .protocols import Conversation, JsonSchema, check_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -305,23 +305,34 @@ class _HFGenerator(_HFBase):
         conversations: Sequence[Conversation],
         settings: GenerationSettings | None = None,
         schema: JsonSchema | None = None,
+        *,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[Generation]:
         """One :class:`Generation` per conversation, in order, run in sub-batches of ``batch_size``.
 
         With ``schema`` the decoding is grammar-constrained to compact JSON for that schema; the
         reply is validated and ``parsed`` set, or ``parsed=None`` and ``error`` set when it still
         does not validate (for instance cut by ``max_new_tokens``).
+
+        ``should_stop`` is polled after every generated token; once it returns True generation
+        ends early (the server uses it for client disconnects and its per-request time limit).
+        A conversation with invalid text or a prompt longer than the model's context raises a
+        UserError naming it, before anything is allocated for the batch.
         """
         from .structured import parse_or_error
 
         settings = settings or GenerationSettings()
         conversations = list(conversations)
+        check_text(conversations)
         prompts = [self._render(c, i) for i, c in enumerate(conversations)]
         self.last_prompts = prompts
+        self._check_context(prompts)
         out: list[Generation] = []
         for start in range(0, len(conversations), self.batch_size):
             chunk = slice(start, start + self.batch_size)
-            texts, n_prompt, n_completion = self._generate_batch(prompts[chunk], conversations[chunk], settings, schema)
+            texts, n_prompt, n_completion = self._generate_batch(
+                prompts[chunk], conversations[chunk], settings, schema, should_stop, offset=start
+            )
             for text, p, c in zip(texts, n_prompt, n_completion):
                 parsed, error = (None, None)
                 if schema is not None:
@@ -336,10 +347,14 @@ class _HFGenerator(_HFBase):
         conversations: Sequence[Conversation],
         settings: GenerationSettings,
         schema: JsonSchema | None,
+        should_stop: Callable[[], bool] | None = None,
+        offset: int = 0,
     ) -> tuple[list[str], list[int], list[int]]:
         import torch
 
         inputs = self._encode(prompts, conversations)
+        # Image tokens are only known once the processor has expanded them.
+        self._check_lengths(inputs["attention_mask"].sum(dim=1).tolist(), offset)
         kwargs: dict[str, Any] = {
             "max_new_tokens": settings.max_new_tokens,
             "pad_token_id": self.tokenizer.pad_token_id,
@@ -350,8 +365,13 @@ class _HFGenerator(_HFBase):
             kwargs.update(do_sample=False, temperature=None, top_p=None)
         else:
             kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
+        criteria = []
         if settings.stop:
-            kwargs["stopping_criteria"] = [_stop_on_strings(self.tokenizer, settings.stop, inputs["input_ids"].shape[1])]
+            criteria.append(_stop_on_strings(self.tokenizer, settings.stop, inputs["input_ids"].shape[1]))
+        if should_stop is not None:
+            criteria.append(_stop_when(should_stop))
+        if criteria:
+            kwargs["stopping_criteria"] = criteria
         if schema is not None:
             kwargs["logits_processor"] = [self._json_grammar().logits_processor(schema)]
         if settings.seed is not None:
@@ -372,6 +392,34 @@ class _HFGenerator(_HFBase):
     def _with_positions(self, inputs: Any) -> Any:
         """Inputs for a plain forward pass over left-padded rows (generate() does this itself)."""
         return inputs
+
+    @property
+    def context_length(self) -> int | None:
+        """The longest sequence the model was built for (``max_position_embeddings``), if known."""
+        for config in (getattr(self.config, "text_config", None), self.config):
+            value = getattr(config, "max_position_embeddings", None) if config is not None else None
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def _check_context(self, prompts: Sequence[str]) -> None:
+        # Counted on the text alone, one prompt at a time, so an overlong one is refused before
+        # it is padded into a batch whose attention would need tens of GB.
+        if self.context_length is None:
+            return
+        lengths = [len(self.tokenizer(p, add_special_tokens=False, verbose=False)["input_ids"]) for p in prompts]
+        self._check_lengths(lengths, 0)
+
+    def _check_lengths(self, lengths: Sequence[int], offset: int) -> None:
+        limit = self.context_length
+        if limit is None:
+            return
+        for index, n in enumerate(lengths):
+            if int(n) > limit:
+                raise UserError(
+                    f"conversation {offset + index}: the prompt is {int(n)} tokens, longer than "
+                    f"the {limit}-token context of {self.spec}"
+                )
 
     def _json_grammar(self) -> Any:
         from .structured import JsonGrammar
@@ -396,12 +444,14 @@ class _HFGenerator(_HFBase):
             raise UserError(
                 f"option_logprobs: {len(conversations)} conversations but {len(continuations)} continuation lists"
             )
+        check_text(conversations)
         token_ids = [[self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in opts] for opts in continuations]
         for index, ids in enumerate(token_ids):
             if any(not t for t in ids):
                 raise UserError(f"option_logprobs: conversation {index} has an empty continuation (no tokens to score)")
         prompts = [self._render(c, i) for i, c in enumerate(conversations)]
         self.last_prompts = prompts
+        self._check_context(prompts)
         result: list[list[float]] = [[] for _ in conversations]
         single = [i for i, ids in enumerate(token_ids) if ids and all(len(t) == 1 for t in ids)]
         for start in range(0, len(single), self.batch_size):
@@ -492,6 +542,18 @@ def _stop_on_strings(tokenizer: Any, stops: Sequence[str], prompt_len: int) -> A
     return _StopStrings()
 
 
+def _stop_when(should_stop: Callable[[], bool]) -> Any:
+    """A stopping criterion that ends every row once ``should_stop()`` says so."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class _StopWhen(StoppingCriteria):
+        def __call__(self, input_ids: "torch.LongTensor", scores: Any, **kwargs: Any) -> "torch.BoolTensor":
+            return torch.full((input_ids.shape[0],), bool(should_stop()), device=input_ids.device)
+
+    return _StopWhen()
+
+
 def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
     """Text up to (not including) the earliest stop string, as OpenAI-style APIs return it."""
     cut = len(text)
@@ -565,7 +627,13 @@ class HFVisionLanguageModel(_HFGenerator):
         images = [[_rgb(img) for m in conv for img in m.images] for conv in conversations]
         if not any(images):
             return self.processor(text=prompts, padding=True, return_tensors="pt").to(self.device)
-        inputs = self.processor(text=prompts, images=images, padding=True, return_tensors="pt")
+        try:
+            inputs = self.processor(text=prompts, images=images, padding=True, return_tensors="pt")
+        except ValueError as exc:
+            # Image processors reject degenerate images (1x5000, a side below the patch size)
+            # with a ValueError: bad input of this batch, not a bug.
+            sizes = ", ".join(f"{i.size[0]}x{i.size[1]}" for row in images for i in row)
+            raise UserError(f"{self.spec}: the processor rejected the images ({sizes}): {exc}") from None
         return inputs.to(self.device, dtype=self.dtype)
 
 
@@ -616,7 +684,14 @@ class HFGroundingDino(_HFBase):
                 inputs = self.processor(images=[imgs[i] for i in todo], text=texts, padding=True, return_tensors="pt")
                 inputs = inputs.to(self.device, dtype=self.dtype)
                 with torch.inference_mode():
-                    outputs = self.model(**inputs)
+                    try:
+                        outputs = self.model(**inputs)
+                    except ValueError as exc:
+                        if "more than 1 value per channel" not in str(exc):
+                            raise
+                        # A small square image leaves a 1x1 map at the coarsest level, which group
+                        # norm refuses; padding (masked out, as batch padding is) widens it.
+                        outputs = self.model(**_pad_width(inputs))
                 sizes = [(imgs[i].height, imgs[i].width) for i in todo]
                 post = self.processor.post_process_grounded_object_detection(
                     outputs, inputs["input_ids"], threshold=box_threshold, text_threshold=text_threshold,
@@ -627,6 +702,20 @@ class HFGroundingDino(_HFBase):
                     found[i] = _detections(res["scores"].tolist(), res["boxes"].tolist(), labels, lists[i], w, h)
             results.extend(found[i] for i in range(len(imgs)))
         return results
+
+
+def _pad_width(inputs: Any) -> Any:
+    """Detector inputs with the pixels padded on the right to twice their width, masked out."""
+    import torch
+
+    batch = dict(inputs)
+    pixels = batch["pixel_values"]
+    batch["pixel_values"] = torch.cat([pixels, torch.zeros_like(pixels)], dim=-1)
+    mask = batch.get("pixel_mask")
+    if mask is None:
+        mask = torch.ones(pixels.shape[0], *pixels.shape[-2:], dtype=torch.long, device=pixels.device)
+    batch["pixel_mask"] = torch.cat([mask, torch.zeros_like(mask)], dim=-1)
+    return batch
 
 
 def _clip01(v: float) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence, runtime_checkable
 
+from ..errors import UserError
 from ..schema import Detection, Generation, GenerationSettings
 
 if TYPE_CHECKING:
@@ -50,6 +51,24 @@ def system(text: str) -> ChatMessage:
 
 def assistant(text: str) -> ChatMessage:
     return ChatMessage(role="assistant", text=text)
+
+
+def check_text(conversations: Sequence[Conversation]) -> None:
+    """Raise a UserError naming the conversation whose text cannot be encoded as UTF-8.
+
+    A lone UTF-16 surrogate (valid in JSON as ``"\\ud800"``, so it reaches us from benchmark
+    files and HTTP requests) makes tokenizers, hashes and HTTP clients raise deep inside a batch;
+    refusing it here fails that one request with a reason instead.
+    """
+    for index, conversation in enumerate(conversations):
+        for turn in conversation:
+            try:
+                turn.text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise UserError(
+                    f"conversation {index}: the {turn.role} text is not valid Unicode "
+                    f"(lone surrogate U+{ord(turn.text[exc.start]):04X} at character {exc.start})"
+                ) from None
 
 
 @runtime_checkable

@@ -14,7 +14,13 @@ an unadorned request is deterministic. Within a message, images are shown before
 
 Concurrent requests that share their settings and schema are batched into one ``generate`` call
 (up to ``max_batch``), which is what a batched backend is fast at; a single worker thread owns
-the model, so backends need not be thread-safe.
+the model, so backends need not be thread-safe. A batch that fails is retried one request at a
+time, so one bad request fails alone whatever the error.
+
+Limits, so that one request cannot hold the model: ``max_tokens`` above ``max_tokens_limit`` is
+refused (400); generation stops after ``request_timeout_s`` (the reply so far is returned with
+``finish_reason: "length"``, as for a token limit) and as soon as every client of the batch has
+disconnected (backends whose ``generate`` takes ``should_stop``, as the hf ones do).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import inspect
 import io
 import json
 import logging
@@ -39,7 +46,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import UserError
-from ..models.protocols import ChatMessage, Conversation
+from ..models.protocols import ChatMessage, Conversation, check_text
 from ..schema import Generation, GenerationSettings
 
 log = logging.getLogger(__name__)
@@ -147,6 +154,7 @@ def decode_data_url(url: str, where: str) -> Any:
 def to_conversation(request: ChatCompletionRequest) -> Conversation:
     conversation: Conversation = []
     for i, message in enumerate(request.messages):
+
         where = f"messages[{i}]"
         role = _ROLES.get(message.role)
         if role is None:
@@ -175,10 +183,20 @@ def to_conversation(request: ChatCompletionRequest) -> Conversation:
                     param=part_where,
                 )
         conversation.append(ChatMessage(role=role, text="\n".join(texts), images=images))  # type: ignore[arg-type]
+    try:
+        check_text([conversation])
+    except UserError as exc:
+        raise RequestError(f"messages: {str(exc).split(': ', 1)[-1]}", param="messages") from None
     return conversation
 
 
-def to_settings(request: ChatCompletionRequest, default: GenerationSettings) -> GenerationSettings:
+#: torch seeds are 64-bit; larger or negative JSON integers would fail inside the model thread.
+_SEED_MAX = 2**63 - 1
+
+
+def to_settings(
+    request: ChatCompletionRequest, default: GenerationSettings, max_tokens_limit: int | None = None
+) -> GenerationSettings:
     values = default.model_dump()
     if request.temperature is not None:
         values["temperature"] = request.temperature
@@ -187,7 +205,11 @@ def to_settings(request: ChatCompletionRequest, default: GenerationSettings) -> 
     limit = request.max_completion_tokens if request.max_completion_tokens is not None else request.max_tokens
     if limit is not None:
         values["max_new_tokens"] = limit
+    if limit is not None and max_tokens_limit is not None and limit > max_tokens_limit:
+        raise RequestError(f"max_tokens: at most {max_tokens_limit} on this server, got {limit}", param="max_tokens")
     if request.seed is not None:
+        if not 0 <= request.seed <= _SEED_MAX:
+            raise RequestError(f"seed: must be between 0 and {_SEED_MAX}, got {request.seed}", param="seed")
         values["seed"] = request.seed
     if request.stop is not None:
         values["stop"] = [request.stop] if isinstance(request.stop, str) else list(request.stop)
@@ -224,25 +246,55 @@ class _Job:
     settings: GenerationSettings
     schema: dict[str, Any] | None
     group: str
+    #: time.monotonic() after which generation for this request stops.
+    deadline: float = float("inf")
+    #: Set when the client has gone: its generation need not go on.
+    abandoned: threading.Event = field(default_factory=threading.Event)
+    #: Set when the time limit cut the reply short.
+    timed_out: bool = False
     future: Future = field(default_factory=Future)
 
 
 class _Batcher:
     """One worker thread that owns the model and batches jobs with equal settings and schema."""
 
-    def __init__(self, model: Any, max_batch: int, wait_s: float) -> None:
+    def __init__(self, model: Any, max_batch: int, wait_s: float, timeout_s: float | None = None) -> None:
         self.model = model
         self.max_batch = max_batch
         self.wait_s = wait_s
+        self.timeout_s = timeout_s
+        self._stoppable = "should_stop" in inspect.signature(model.generate).parameters
+        #: time.monotonic() when the running generate call began; None when idle.
+        self.busy_since: float | None = None
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="ve-serve-model", daemon=True)
         self._thread.start()
 
-    def submit(self, conversation: Conversation, settings: GenerationSettings, schema: dict | None) -> Future:
+    def submit(self, conversation: Conversation, settings: GenerationSettings, schema: dict | None) -> _Job:
         group = json.dumps([settings.model_dump(mode="json"), schema], sort_keys=True)
         job = _Job(conversation, settings, schema, group)
+        if self.timeout_s is not None:
+            job.deadline = time.monotonic() + self.timeout_s
         self._queue.put(job)
-        return job.future
+        return job
+
+    def _call(self, jobs: list[_Job]) -> list[Generation]:
+        def should_stop() -> bool:
+            now = time.monotonic()
+            return all(job.abandoned.is_set() or now >= job.deadline for job in jobs)
+
+        extra: dict[str, Any] = {"should_stop": should_stop} if self._stoppable else {}
+        self.busy_since = time.monotonic()
+        try:
+            results = self.model.generate(
+                [job.conversation for job in jobs], jobs[0].settings, jobs[0].schema, **extra
+            )
+        finally:
+            self.busy_since = None
+        now = time.monotonic()
+        for job in jobs:
+            job.timed_out = now >= job.deadline
+        return results
 
     def close(self) -> None:
         self._queue.put(None)
@@ -278,20 +330,15 @@ class _Batcher:
         if not live:
             return
         try:
-            results = self.model.generate(
-                [job.conversation for job in live], live[0].settings, live[0].schema
-            )
-        except UserError as exc:
+            results = self._call(live)
+        except Exception as exc:  # noqa: BLE001 -- handed to the request, or isolated below
             if len(live) == 1:
                 live[0].future.set_exception(exc)
                 return
-            # One bad request must not fail the others batched with it: retry them one by one.
+            # One bad request must not fail the others batched with it, whatever it raised
+            # (a processor's ValueError, a tokenizer's TypeError): retry them one by one.
             for job in live:
                 self._generate_one(job)
-            return
-        except BaseException as exc:  # noqa: BLE001 -- handed to every waiting request
-            for job in live:
-                job.future.set_exception(exc)
             return
         if len(results) != len(live):
             error = RuntimeError(f"the model returned {len(results)} replies for {len(live)} requests")
@@ -303,9 +350,12 @@ class _Batcher:
 
 
     def _generate_one(self, job: _Job) -> None:
+        if job.abandoned.is_set():
+            job.future.set_exception(RequestError("the client disconnected", status=499))
+            return
         try:
-            result = self.model.generate([job.conversation], job.settings, job.schema)[0]
-        except BaseException as exc:  # noqa: BLE001 -- handed to the waiting request
+            result = self._call([job])[0]
+        except Exception as exc:  # noqa: BLE001 -- handed to the waiting request
             job.future.set_exception(exc)
         else:
             job.future.set_result(result)
@@ -321,11 +371,16 @@ def create_app(
     max_batch: int = 8,
     batch_wait_s: float = 0.005,
     default_settings: GenerationSettings | None = None,
+    max_tokens_limit: int = 4096,
+    request_timeout_s: float = 300.0,
 ) -> FastAPI:
     """The FastAPI app serving ``model`` (a ChatModel or VisionLanguageModel) as ``name``.
 
     ``name`` defaults to the model's spec; requests must name it in their ``model`` field.
+    ``max_tokens_limit`` and ``request_timeout_s`` bound what one request may cost.
     """
+    if max_tokens_limit < 1 or request_timeout_s <= 0:
+        raise UserError("max_tokens_limit must be at least 1 and request_timeout_s positive")
     served_name = name or str(getattr(model, "spec", "model"))
     defaults = default_settings or GenerationSettings()
     created = int(time.time())
@@ -335,7 +390,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202
-        state["batcher"] = _Batcher(model, max_batch=max_batch, wait_s=batch_wait_s)
+        state["batcher"] = _Batcher(model, max_batch=max_batch, wait_s=batch_wait_s, timeout_s=request_timeout_s)
         try:
             yield
         finally:
@@ -355,8 +410,13 @@ def create_app(
         }
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "model": served_name}
+    async def health() -> JSONResponse:
+        since = state["batcher"].busy_since
+        busy = 0.0 if since is None else time.monotonic() - since
+        # A generation running well past the per-request limit means the model thread is stuck.
+        stuck = busy > 2 * request_timeout_s
+        body = {"status": "stuck" if stuck else "ok", "model": served_name, "busy_s": round(busy, 1)}
+        return JSONResponse(body, status_code=503 if stuck else 200)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> JSONResponse:
@@ -382,16 +442,28 @@ def create_app(
         if req.n not in (None, 1):
             raise RequestError("only n=1 is supported", param="n")
         conversation = to_conversation(req)
-        settings = to_settings(req, defaults)
+        settings = to_settings(req, defaults, max_tokens_limit)
         schema = to_schema(req)
         if any(m.images for m in conversation) and getattr(model, "kind", None) == "chat":
             raise RequestError(
                 f"model {served_name!r} is a text-only chat model and does not accept images",
                 param="messages",
             )
-        future = state["batcher"].submit(conversation, settings, schema)
+        job = state["batcher"].submit(conversation, settings, schema)
+        waiting = asyncio.wrap_future(job.future)
         try:
-            generation: Generation = await asyncio.wrap_future(future)
+            while True:
+                done, _ = await asyncio.wait({waiting}, timeout=0.2)
+                if done:
+                    break
+                if await request.is_disconnected():
+                    job.abandoned.set()
+                    job.future.cancel()
+                    waiting.cancel()
+                    return JSONResponse({"error": {"message": "client disconnected"}}, status_code=499)
+            generation: Generation = waiting.result()
+        except RequestError:
+            raise
         except UserError as exc:
             raise RequestError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 -- a backend failure is reported, not hidden
@@ -399,15 +471,15 @@ def create_app(
             raise RequestError(
                 f"generation failed: {type(exc).__name__}: {exc}", status=500, type="server_error"
             ) from None
-        return JSONResponse(_completion(generation, served_name, settings))
+        return JSONResponse(_completion(generation, served_name, settings, cut=job.timed_out))
 
     return app
 
 
-def _completion(generation: Generation, name: str, settings: GenerationSettings) -> dict[str, Any]:
+def _completion(generation: Generation, name: str, settings: GenerationSettings, cut: bool = False) -> dict[str, Any]:
     prompt = generation.prompt_tokens or 0
     completion = generation.completion_tokens or 0
-    finish = "length" if completion >= settings.max_new_tokens else "stop"
+    finish = "length" if cut or completion >= settings.max_new_tokens else "stop"
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",

@@ -30,10 +30,22 @@ IO_TIMEOUT_S = 30.0
 def check_file(path: str | os.PathLike[str]) -> Path:
     """Fail early, and clearly, on paths FFmpeg would report confusingly."""
     p = Path(path)
+    try:
+        return _check_file(p)
+    except PermissionError:
+        # A folder on the way that the user may not enter (pathlib raises instead of saying False).
+        raise VideoNotFoundError(f"video {p}: permission denied") from None
+
+
+def _check_file(p: Path) -> Path:
     if not p.exists():
+        if p.is_symlink():
+            raise VideoNotFoundError(f"video {p}: a symbolic link that leads nowhere (dangling or a loop)")
         raise VideoNotFoundError(f"video {p}: no such file")
     if not p.is_file():
         raise VideoNotFoundError(f"video {p}: not a regular file")
+    if not os.access(p, os.R_OK):
+        raise VideoNotFoundError(f"video {p}: permission denied (the file is not readable)")
     if p.stat().st_size == 0:
         raise EmptyVideoError(f"video {p}: the file is empty (0 bytes)")
     return p
