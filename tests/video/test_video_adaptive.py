@@ -35,8 +35,9 @@ def test_moving_segment_is_sampled_denser(clip, fast):
     scores = record.params["motion_scores"]
     still = scores[:3] + scores[6:]
     moving = scores[3:6]
-    # The measure separates the segments with a wide margin around the default threshold.
-    assert max(still) < DEFAULT_THRESHOLD / 2
+    # The measure separates the segments with a wide margin around the default threshold: in
+    # still seconds only the frame-number barcode changes (at most 2 of the 16x12 cells).
+    assert max(still) <= 2 / 192 + 1e-4 < DEFAULT_THRESHOLD * 0.6
     assert min(moving) > DEFAULT_THRESHOLD * 2
     assert record.sampler == "adaptive"
     assert record.params["static_fps"] == 1.0 and record.params["dynamic_fps"] == 3.0

@@ -65,7 +65,42 @@ class HardCut:
     seed: int = 2
 
 
-Segment = Union[StaticShot, MovingShapes, HardCut]
+@dataclass(frozen=True)
+class MovingBlock:
+    """One solid block of ``block`` (width, height) pixels sweeping left to right (bouncing) at
+    ``speed`` pixels per second over a still textured background: a small object in a fixed
+    camera (the surveillance case)."""
+
+    seconds: float
+    block: tuple[int, int] = (60, 80)
+    speed: float = 50.0
+    block_color: Color = (210, 40, 40)
+    color: Color = (60, 110, 170)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Pan:
+    """The camera pans: a textured scene twice the frame width slides by ``speed`` pixels/second."""
+
+    seconds: float
+    speed: float = 40.0
+    color: Color = (120, 100, 80)
+    seed: int = 3
+
+
+@dataclass(frozen=True)
+class Fade:
+    """A still shot whose brightness fades linearly by ``delta`` levels over the segment (nothing
+    moves: a motion measure should not call it dynamic)."""
+
+    seconds: float
+    delta: float = -80.0
+    color: Color = (140, 150, 160)
+    seed: int = 4
+
+
+Segment = Union[StaticShot, MovingShapes, HardCut, MovingBlock, Pan, Fade]
 
 
 @dataclass
@@ -81,7 +116,7 @@ class SynthVideo:
     vfr: bool
     has_audio: bool
     barcode: bool
-    #: ``(kind, start_s, end_s)`` per segment, kind in {"static", "moving", "cut"}.
+    #: ``(kind, start_s, end_s)`` per segment, kind in {"static", "moving", "cut", "fade"}.
     segments: list[tuple[str, float, float]] = field(default_factory=list)
 
     @property
@@ -120,7 +155,10 @@ class _Renderer:
     def __init__(self, segment: Segment, size: tuple[int, int]):
         self.segment = segment
         self.size = size
-        self.background = _texture(segment.color, size, segment.seed)
+        if isinstance(segment, Pan):
+            self.background = _texture(segment.color, (2 * size[0], size[1]), segment.seed)
+        else:
+            self.background = _texture(segment.color, size, segment.seed)
         if isinstance(segment, MovingShapes):
             rng = np.random.default_rng(segment.seed + 1000)
             w, h = size
@@ -131,6 +169,20 @@ class _Renderer:
 
     def render(self, t: float) -> np.ndarray:
         seg = self.segment
+        w, h = self.size
+        if isinstance(seg, MovingBlock):
+            img = self.background.copy()
+            bw, bh = seg.block
+            x = int(round(_bounce(seg.speed * t, w - bw)))
+            y = (h - bh) // 2
+            img[y : y + bh, x : x + bw] = seg.block_color
+            return img
+        if isinstance(seg, Pan):
+            x = int(round(_bounce(seg.speed * t, w)))
+            return self.background[:, x : x + w].copy()
+        if isinstance(seg, Fade):
+            level = seg.delta * (t / seg.seconds if seg.seconds > 0 else 1.0)
+            return np.clip(self.background.astype(np.float32) + level, 0, 255).astype(np.uint8)
         if not isinstance(seg, MovingShapes):
             return self.background.copy()
         img = self.background.copy()
@@ -182,7 +234,8 @@ def read_frame_number(image: "object") -> int:
 
 
 def _segment_kind(seg: Segment) -> str:
-    return {StaticShot: "static", MovingShapes: "moving", HardCut: "cut"}[type(seg)]
+    return {StaticShot: "static", MovingShapes: "moving", HardCut: "cut", MovingBlock: "moving",
+            Pan: "moving", Fade: "fade"}[type(seg)]
 
 
 def _vfr_times(n_seconds: float, fps: float, seed: int = 7) -> list[float]:
@@ -410,8 +463,11 @@ def make_bad_video(path: str | os.PathLike[str], kind: BadVideoKind) -> Path:
 
 __all__ = [
     "ENCODERS",
+    "Fade",
     "HardCut",
+    "MovingBlock",
     "MovingShapes",
+    "Pan",
     "Segment",
     "StaticShot",
     "SynthVideo",

@@ -56,7 +56,7 @@ class AdaptiveResult:
 class AdaptiveSampler(Sampler):
     """Motion-adaptive frame rate (the paper's 1 fps for still scenes, 2-4 fps for dynamic ones).
 
-    ``threshold``: share of changed pixels above which a second is dynamic; ``None`` uses
+    ``threshold``: share of changed grid cells above which a second is dynamic; ``None`` uses
     :data:`videoespresso.video.motion.DEFAULT_THRESHOLD`.
     """
 
@@ -76,7 +76,7 @@ class AdaptiveSampler(Sampler):
         if not dynamic_fps >= static_fps:
             raise ValueError(f"dynamic_fps ({dynamic_fps}) must be at least static_fps ({static_fps})")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold is a share of pixels in [0, 1], got {threshold}")
+            raise ValueError(f"threshold is a share of grid cells in [0, 1], got {threshold}")
         if not probe_hz > 0:
             raise ValueError(f"probe_hz must be positive, got {probe_hz}")
         self.static_fps = float(static_fps)
@@ -102,7 +102,8 @@ class AdaptiveSampler(Sampler):
             "threshold": self.effective_threshold,
             "fast": self.fast,
             "probe_hz": self.probe_hz,
-            "motion": "changed-pixel share of 96-px grey thumbnails, median per second",
+            "motion": (f"share of {motion.GRID[0]}x{motion.GRID[1]} cells whose mean Y/U/V changed by more than "
+                       f"{motion.BLOCK_DELTA:g} beyond the picture-wide change, median per second"),
         }
 
     @property
@@ -172,8 +173,8 @@ class AdaptiveSampler(Sampler):
         threshold = self.effective_threshold
         # Probe-pair scores per second (a pair belongs to the second holding its midpoint).
         buckets: list[list[float]] = [[] for _ in range(n_sec)]
-        last_probe: tuple[float, np.ndarray] | None = None
-        thumbs: dict[int, np.ndarray] = {}
+        last_probe: tuple[float, tuple[int, int, np.ndarray]] | None = None
+        thumbs: dict[int, tuple[int, int, np.ndarray]] = {}
         # (second, kind) -> list of (target time, chosen index)
         picks: dict[tuple[int, int], list[tuple[float, int]]] = {}
         keep: dict[int, "av.VideoFrame"] = {}
@@ -192,10 +193,10 @@ class AdaptiveSampler(Sampler):
             if kind[p] == _LATTICE:
                 thumb = thumbs.get(index)
                 if thumb is None:
-                    thumb = thumbs[index] = motion.thumbnail(frame)
+                    thumb = thumbs[index] = motion.signature(frame)
                 if last_probe is not None:
                     mid = (last_probe[0] + tau) / 2
-                    buckets[min(n_sec - 1, int(mid))].append(motion.changed_fraction(last_probe[1], thumb))
+                    buckets[min(n_sec - 1, int(mid))].append(motion.signature_change(last_probe[1], thumb))
                 last_probe = (tau, thumb)
                 probed_until = tau
                 return
