@@ -1,0 +1,123 @@
+"""How well each frame selector finds the frames a question needs, given the frame captions.
+
+Data: :mod:`videoespresso.select.caption_sets` (seeded stories of 8-12 numbered captions, a
+question answerable only from 1-3 of them, the gold frame numbers, four options), split
+train / held-out by item id; this script scores the held-out split by default. Each item's
+captions are handed to the selector with the candidate frames of one generated still video
+(a caption every 2 s), so the selectors run their real code path, captioner excepted.
+
+Reported per selector: frames chosen on average, recall and precision of the gold frames,
+exact-set match, and the share of items whose reply needed a repair or fell back to the
+uniform rule; also recall per question kind, and seconds per item.
+
+Selectors: ``uniform`` (4 of the candidates, the official rule: the reference), ``embedding``
+(``minilm``, top 4 with a 1 s gap), ``caption-llm`` (``smollm2``, the real SmolLM2-135M-Instruct,
+JSON-constrained, up to 4 frames).
+
+    python benchmarks/bench_selection_quality.py                     # held-out split of 300 items
+    python benchmarks/bench_selection_quality.py --limit 20 --selectors uniform,caption-llm
+    python benchmarks/bench_selection_quality.py --split train --options
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from videoespresso.schema import FrameRef  # noqa: E402
+from videoespresso.select.caption_sets import SPACING_S, make_caption_sets, split, summary  # noqa: E402
+from videoespresso.video.synth import StaticShot, make_video  # noqa: E402
+
+ALL = ("uniform", "embedding", "caption-llm")
+
+
+def build_selector(name: str, k: int):
+    from videoespresso import load_model
+    from videoespresso.select.caption_llm import CaptionLLMSelector
+    from videoespresso.select.embedding import EmbeddingSelector
+    from videoespresso.select.uniform import UniformSelector
+
+    if name == "uniform":
+        return UniformSelector(frames=k)
+    if name == "embedding":
+        return EmbeddingSelector(load_model("minilm"), k=k)
+    if name == "caption-llm":
+        return CaptionLLMSelector(load_model("smollm2", kind="chat"), max_frames=k)
+    raise SystemExit(f"unknown selector {name!r}; known: {', '.join(ALL)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=300, help="items to generate (default 300)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", choices=("heldout", "train", "all"), default="heldout")
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N items of the split")
+    parser.add_argument("--selectors", default=",".join(ALL), help=f"comma-separated, from {', '.join(ALL)}")
+    parser.add_argument("--k", type=int, default=4, help="frames a selector may choose (default 4)")
+    parser.add_argument("--options", action="store_true", help="show the four options with the question")
+    args = parser.parse_args()
+
+    items = make_caption_sets(args.items, args.seed)
+    train, heldout = split(items)
+    chosen_split = {"heldout": heldout, "train": train, "all": items}[args.split]
+    if args.limit:
+        chosen_split = chosen_split[: args.limit]
+    print(f"caption sets: {len(items)} items (seed {args.seed}), train {len(train)}, held-out {len(heldout)}; "
+          f"scoring {args.split}: {summary(chosen_split)}")
+
+    n_max = max(len(it.captions) for it in chosen_split)
+    folder = Path(tempfile.mkdtemp(prefix="ve-selq-"))
+    # One still video, 1 fps: frame 2k is the frame of caption k+1 (a caption every SPACING_S s).
+    fps = 1.0
+    video = make_video(folder / "still.mp4", [StaticShot(n_max * SPACING_S)], fps=fps, size=(160, 120)).path
+    step = int(round(SPACING_S * fps))
+
+    rows = []
+    for name in [s.strip() for s in args.selectors.split(",") if s.strip()]:
+        selector = build_selector(name, args.k)
+        n_frames = hits = gold_total = exact = repaired = fell_back = 0
+        by_kind: dict[str, list[int]] = {}
+        t0 = time.perf_counter()
+        for it in chosen_split:
+            refs = [FrameRef(index=k * step, seconds=k * SPACING_S) for k in range(len(it.captions))]
+            before = dict(selector.stats)
+            sel = selector.select(video, it.question, item_id=it.id, options=it.options if args.options else None,
+                                  candidates=refs, captions=it.captions)
+            after = selector.stats
+            picked = {f.index // step + 1 for f in sel.frames}
+            gold = set(it.gold)
+            n_frames += len(picked)
+            hit = len(picked & gold)
+            hits += hit
+            gold_total += len(gold)
+            exact += picked == gold
+            fell_back += sel.fallback is not None
+            changed = {r for r in after if after[r] != before.get(r, 0)} - {"fallback"}
+            repaired += bool(changed) and sel.fallback is None
+            kind = by_kind.setdefault(it.kind, [0, 0])
+            kind[0] += hit
+            kind[1] += len(gold)
+        seconds = time.perf_counter() - t0
+        n = len(chosen_split)
+        rows.append((name, n_frames / n, hits / gold_total, hits / max(1, n_frames), exact / n, repaired / n,
+                     fell_back / n, {k: v[0] / v[1] for k, v in sorted(by_kind.items())}, seconds / n))
+        print(f"  {name}: done in {seconds:.1f} s; stats {selector.stats}")
+
+    print()
+    print(f"{'selector':12s} {'frames':>6s} {'recall':>7s} {'precis.':>7s} {'exact':>6s} {'repair':>7s} {'fallbk':>7s}  "
+          f"{'recall by kind':40s} {'s/item':>7s}")
+    for name, frames, recall, precision, exact, repaired, fb, kinds, per in rows:
+        kinds_text = " ".join(f"{k} {v:.2f}" for k, v in kinds.items())
+        print(f"{name:12s} {frames:6.2f} {recall:7.3f} {precision:7.3f} {exact:6.3f} {repaired:7.3f} {fb:7.3f}  "
+              f"{kinds_text:40s} {per:7.3f}")
+    print(f"\n({len(chosen_split)} {args.split} items; k = {args.k}; uniform is the reference; "
+          f"options {'shown' if args.options else 'not shown'})")
+
+
+if __name__ == "__main__":
+    main()
