@@ -6,6 +6,7 @@ is measured in the same run on the same model and inputs.
 
     PYTHONPATH=src python benchmarks/bench_batched_generation.py            # tiny:qwen2-vl on CPU
     PYTHONPATH=src python benchmarks/bench_batched_generation.py --spec hf:Qwen/Qwen2-VL-2B-Instruct --n 32
+    PYTHONPATH=src python benchmarks/bench_batched_generation.py --spec smollm2 --images 0   # text-only chat model
 """
 
 from __future__ import annotations
@@ -43,14 +44,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="tiny:qwen2-vl")
     parser.add_argument("--n", type=int, default=16, help="conversations")
-    parser.add_argument("--images", type=int, default=2, help="images per conversation")
+    parser.add_argument("--images", type=int, default=2, help="images per conversation (0: a text-only chat model)")
     parser.add_argument("--side", type=int, default=112, help="image height in pixels")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per mode (best kept)")
     args = parser.parse_args()
 
-    model = load_model(args.spec, kind="vlm")
+    model = load_model(args.spec, kind="vlm" if args.images else "chat")
     convs = _conversations(args.n, args.images, args.side)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
     model.generate(convs[:2], settings)  # warm-up: first-call allocations and lazy inits
