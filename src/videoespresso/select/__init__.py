@@ -8,7 +8,7 @@ name with :func:`load_selector`; keep selections with :func:`save_selections` /
 """
 
 from .base import FrameSelector, SelectionError, uniform_indices
-from .caption_llm import CaptionLLMSelector, CoreFrames, ParsedReply, parse_frame_numbers
+from .caption_llm import CaptionLLMSelector, CoreFrames, ParsedReply, core_frames_schema, parse_frame_numbers
 from .embedding import EmbeddingSelector, pick_with_gap
 from .factory import SELECTORS, LazyModel, load_selector
 from .oracle import OracleSelector
@@ -20,6 +20,7 @@ __all__ = [
     "SELECTORS",
     "CaptionLLMSelector",
     "CoreFrames",
+    "core_frames_schema",
     "EmbeddingSelector",
     "FrameSelector",
     "LazyModel",

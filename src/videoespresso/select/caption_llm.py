@@ -20,9 +20,10 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from functools import lru_cache
+from typing import Any, Literal, Sequence
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 
 from ..errors import StructuredOutputError
 from ..schema import Caption, FrameRef, GenerationSettings, Selection
@@ -40,6 +41,19 @@ class CoreFrames(BaseModel):
     """The reply the selector LLM is asked for."""
 
     frames: list[int]
+
+
+@lru_cache(maxsize=256)
+def core_frames_schema(count: int, max_frames: int) -> type[CoreFrames]:
+    """:class:`CoreFrames` with the numbers an enum of ``1..count`` and at most ``max_frames`` of
+    them: under constrained decoding a small model can then neither write an out-of-range number
+    nor list frames until the token limit cuts the JSON (SmolLM2-135M did both with the open
+    schema: 85 % of its replies needed a repair)."""
+    number = Literal[tuple(range(1, max(1, count) + 1))]  # type: ignore[valid-type]
+    return create_model(
+        "CoreFrames", __base__=CoreFrames,
+        frames=(list[number], Field(min_length=1, max_length=max(1, min(max_frames, count)))),
+    )
 
 
 @dataclass
@@ -211,7 +225,7 @@ class CaptionLLMSelector(CandidateMixin, FrameSelector):
             reply = self.llm.generate(
                 [[user(prompt)]],
                 settings=self.settings,
-                schema=CoreFrames if self.use_schema else None,
+                schema=core_frames_schema(len(refs), self.max_frames) if self.use_schema else None,
             )[0]
             text, parsed = reply.text, reply.parsed
             if getattr(reply, "error", None):
