@@ -84,3 +84,32 @@ def test_selectors_run_on_an_item(items, tmp_path, minilm):
     assert len(sel.frames) == 2
     # the one caption naming the picked-up object ranks first
     assert sel.frames[int(max(range(2), key=lambda i: sel.scores[i]))].index // 2 + 1 == it.gold[0]
+
+
+def test_core_frames_schema_bounds_numbers_and_count():
+    from pydantic import ValidationError
+
+    from videoespresso.select import core_frames_schema
+
+    schema = core_frames_schema(10, 4)
+    assert schema.model_validate({"frames": [3, 10]}).frames == [3, 10]
+    for bad in ([], [11], [0], [1, 2, 3, 4, 5]):
+        with pytest.raises(ValidationError):
+            schema.model_validate({"frames": bad})
+    assert core_frames_schema(2, 4).model_json_schema()["properties"]["frames"]["maxItems"] == 2
+
+
+@pytest.mark.slow
+def test_caption_llm_with_smollm2_needs_no_repair(items, tmp_path, smollm2):
+    """The real SmolLM2 under the bounded schema: every reply valid JSON in range and within the
+    limit (repeated numbers are possible: the grammar cannot forbid them, the parser drops them)."""
+    from videoespresso.select import CaptionLLMSelector
+    from videoespresso.video.synth import StaticShot, make_video
+
+    video = make_video(tmp_path / "still.mp4", [StaticShot(12 * SPACING_S)], fps=1.0).path
+    selector = CaptionLLMSelector(smollm2, max_frames=4)
+    for it in items[:3]:
+        refs = [FrameRef(index=2 * k, seconds=2.0 * k) for k in range(len(it.captions))]
+        sel = selector.select(video, it.question, candidates=refs, captions=it.captions)
+        assert sel.fallback is None and 1 <= len(sel.frames) <= 4
+    assert set(selector.stats) <= {"duplicates"}
