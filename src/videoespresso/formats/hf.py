@@ -43,6 +43,19 @@ def _datasets():
     return datasets
 
 
+def _cast(dataset: "datasets.Dataset", features) -> "datasets.Dataset":
+    """``dataset.cast`` without its progress bar (a few rows; the bar is noise in a CLI)."""
+    from datasets.utils import logging as ds_logging
+
+    shown = ds_logging.is_progress_bar_enabled()
+    ds_logging.disable_progress_bar()
+    try:
+        return dataset.cast(features)
+    finally:
+        if shown:
+            ds_logging.enable_progress_bar()
+
+
 # --------------------------------------------------------------------------- features
 
 
@@ -293,7 +306,7 @@ def load_folder(path: str | Path) -> tuple[Kind, "datasets.DatasetDict"]:
         # read in memory (no datasets cache folder): the files are already Arrow
         features = _features(meta[MARKER])
         loaded = ds.DatasetDict({
-            s: ds.Dataset(pq.read_table(str(path / f"{s}.parquet"))).cast(features) for s in meta["splits"]
+            s: _cast(ds.Dataset(pq.read_table(str(path / f"{s}.parquet"))), features) for s in meta["splits"]
         })
         return meta[MARKER], loaded
     loaded = ds.load_from_disk(str(path))

@@ -6,6 +6,8 @@ lmms-eval model, so the selector can be plugged into any lmms-eval video task.
 * ``spec``: the answering model (default: the profile's reasoner), e.g. ``hf:Qwen/Qwen2-VL-2B-Instruct``;
 * ``selector``: ``uniform`` (default), ``caption-llm`` (VideoQA-SC's selector), ``embedding``;
 * ``frames``: frames for ``uniform`` (default: the config's ``eval.frames``);
+* ``candidates`` / ``max_frames``: candidate frames the ``caption-llm`` and ``embedding``
+  selectors caption, and the most they keep (default: the config's ``select`` section);
 * ``reasoner``: ``none`` (default: the task's prompt and the frames go to the model as they are)
   or ``two-stage`` (evidence first, then the answer; the task's prompt is the question);
 * ``profile`` / ``config``: where the selector's models and defaults come from (as in the CLI);
@@ -45,6 +47,8 @@ class VideoEspressoLMM(lmms):
         spec: str | None = None,
         selector: str = "uniform",
         frames: int | str | None = None,
+        candidates: int | str | None = None,
+        max_frames: int | str | None = None,
         reasoner: str = "none",
         profile: str | None = None,
         config: str | None = None,
@@ -66,6 +70,11 @@ class VideoEspressoLMM(lmms):
         overrides: dict[str, Any] = {}
         if selector == "uniform":
             overrides["frames"] = _int(frames, self.config.eval.frames)
+        elif selector in ("caption-llm", "embedding"):
+            if candidates not in (None, ""):
+                overrides["candidates"] = int(candidates)
+            if max_frames not in (None, ""):
+                overrides["max_frames" if selector == "caption-llm" else "k"] = int(max_frames)
         self.selector_name = selector
         self.selector = load_selector(selector, self.config, **overrides)
         self.reasoner_name = reasoner
