@@ -36,5 +36,9 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # shellcheck disable=SC2086
 .venv/bin/python -m pip install -q $TORCH_SPEC
-.venv/bin/python -m pip install -q -e ".[all,dev]"
+.venv/bin/python -m pip install -q -e ".[all,dev,lmms]"
+# lmms-eval (the --model videoespresso adapter and the videoespresso task): without its declared
+# dependencies, which pin av<16 (we need PyAV 18) and pull wandb, yt-dlp, ...; the `lmms` extra
+# above brings what its CLI and our integration import.
+.venv/bin/python -m pip install -q --no-deps "lmms-eval==0.7.3"
 echo "installed: $(.venv/bin/python -c 'import videoespresso, torch, torchvision, transformers; print("videoespresso", videoespresso.__version__, "torch", torch.__version__, "torchvision", torchvision.__version__, "transformers", transformers.__version__)')"
