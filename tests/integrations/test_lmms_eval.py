@@ -144,3 +144,35 @@ def test_task_cli_writes_a_folder_lmms_eval_loads(built_dataset, tmp_path):
     doc = json.loads((tmp_path / "t" / "videoespresso.jsonl").read_text().splitlines()[0])
     assert Path(doc["video_path"]).is_absolute() and Path(doc["video_path"]).is_file()
     assert ve_task.doc_to_text(doc).startswith("Please finish the ")
+
+
+def test_adapter_two_stage_images_and_a_missing_video(task_folder, tiny_vlm):
+    """Image visuals pass through, the two-stage reasoner answers, a missing video fails only
+    its own request with an empty reply."""
+    from lmms_eval.api.instance import Instance
+    from PIL import Image as PILImage
+
+    from videoespresso.integrations.lmms_eval.model import VideoEspressoLMM
+
+    model = VideoEspressoLMM(spec="tiny:qwen2-vl", selector="uniform", frames="3", reasoner="two-stage", profile="offline")
+    doc = json.loads((task_folder / "videoespresso.jsonl").read_text().splitlines()[0])
+    model.task_dict = {"t": {"test": [doc, {"image": PILImage.new("RGB", (64, 48), "red")}, {"video_path": "/no/such.mp4"}]}}
+
+    class Hook:
+        calls = 0
+
+        def add_partial(self, *args):
+            Hook.calls += 1
+
+    model.set_cache_hook(Hook())
+    visual = {0: lambda d: [d["video_path"]], 1: lambda d: [d["image"]], 2: lambda d: [d["video_path"]]}
+    requests = [
+        Instance(request_type="generate_until", arguments=("What happens?", {"max_new_tokens": 4, "until": ["\n"]}, visual[i], i, "t", "test"),
+                 idx=0, metadata={"task": "t", "doc_id": i, "repeats": 1})
+        for i in range(3)
+    ]
+    replies = model.generate_until(requests)
+    assert len(replies) == 3 and all(isinstance(r, str) for r in replies) and replies[2] == ""
+    assert [len(v["frames"]) for v in model.last_frames[0]["videos"]] == [3]
+    assert model.last_frames[1]["videos"] == [] and "no such file" in model.last_frames[2]["error"]
+    assert Hook.calls == 3
