@@ -101,3 +101,20 @@ def cli_main_ok(argv: list[str]) -> bool:
     except SystemExit as exc:
         return exc.code in (0, None)
     return True
+
+
+def test_an_empty_split_is_left_out_and_nothing_to_export_says_so(built_dataset, tmp_path):
+    from videoespresso.errors import FormatError
+
+    build = tmp_path / "build"
+    build.mkdir()
+    records = _records(built_dataset)
+    (build / "dataset.jsonl").write_text("".join(json.dumps({**r, "split": "test"}) + "\n" for r in records))
+    folder, counts, problems = hf.export_build(build, tmp_path / "out")
+    assert counts == {"train": 0, "test": len(records)}
+    assert list(datasets.load_from_disk(str(folder))) == ["test"]
+    # frames are relative to a build folder this copy lacks: rows kept without images, each said
+    assert len(problems) == len(records) and all("not found" in p for p in problems)
+    assert len(read_bench(folder)) == len(records)
+    with pytest.raises(FormatError, match="nothing to export"):
+        hf.export_bench([], tmp_path / "none", None)

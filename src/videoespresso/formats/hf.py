@@ -224,14 +224,18 @@ def write_folder(
 ) -> Path:
     """Write ``splits`` (rows per split) as a ``save_to_disk`` folder or a Parquet folder.
 
-    A Parquet folder holds ``<split>.parquet`` files plus ``videoespresso.json`` naming the kind;
+    Empty splits are left out. A Parquet folder holds ``<split>.parquet`` files plus
+    ``videoespresso.json`` naming the kind;
     ``datasets.load_dataset("parquet", data_dir=out)`` reads it.
     """
     if fmt not in FORMATS:
         raise FormatError(f"unknown HF format {fmt!r}; known: {', '.join(FORMATS)}")
     ds = _datasets()
     out = Path(out)
-    built = {name: _dataset(kind, rows) for name, rows in splits.items()}
+    # an empty split is left out: datasets writes no shard for it and then cannot load the folder
+    built = {name: _dataset(kind, rows) for name, rows in splits.items() if rows}
+    if not built:
+        raise FormatError(f"{out}: nothing to export (no items)")
     if fmt == "arrow":
         ds.DatasetDict(built).save_to_disk(str(out))
     else:
