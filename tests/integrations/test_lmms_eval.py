@@ -57,8 +57,13 @@ def _ours(samples: list[dict], docs: dict[int, dict]) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_the_lmms_eval_cli_runs_our_task_with_our_adapter_offline(task_folder, tmp_path):
+    from importlib.metadata import entry_points
+
     exe = shutil.which("lmms-eval", path=str(Path(sys.executable).parent))
     assert exe, "lmms-eval is installed by scripts/install.sh"
+    assert any(ep.name == "videoespresso" for ep in entry_points(group="lmms_eval.models")), (
+        "the lmms_eval.models entry point is missing: reinstall videoespresso (pip install -e .)"
+    )
     out = tmp_path / "out"
     proc = subprocess.run(
         [exe, "eval", "--model", "videoespresso",
