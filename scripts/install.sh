@@ -41,4 +41,8 @@ fi
 # dependencies, which pin av<16 (we need PyAV 18) and pull wandb, yt-dlp, ...; the `lmms` extra
 # above brings what its CLI and our integration import.
 .venv/bin/python -m pip install -q --no-deps "lmms-eval==0.7.3"
+# ms-swift's own dataset loader checks our SFT export in a test; its declared dependencies would
+# reinstall half the stack, so only what `swift.dataset` imports comes along.
+.venv/bin/python -m pip install -q --no-deps "ms-swift==4.6.0" "modelscope==1.40.2" "modelscope-hub==0.5.1" \
+  "json-repair==0.64.6" "cryptography==50.0.2" "cffi==2.1.1" "pycparser==3.12"
 echo "installed: $(.venv/bin/python -c 'import videoespresso, torch, torchvision, transformers; print("videoespresso", videoespresso.__version__, "torch", torch.__version__, "torchvision", torchvision.__version__, "transformers", transformers.__version__)')"

@@ -1,7 +1,7 @@
 """SFT exports from a real build: LLaMA-Factory (sharegpt + dataset_info.json) and ms-swift
 (messages JSONL), checked against the fields those projects document, written as JSON schemas
-here (their own loaders do not install on this machine: LLaMA-Factory's data package imports
-torchaudio, ms-swift's needs modelscope)."""
+here, and read by ms-swift's own loader. LLaMA-Factory's loader does not install here: its data
+package imports torchaudio, which has no build for torch 2.14."""
 
 from __future__ import annotations
 
@@ -132,3 +132,23 @@ def test_video_media_and_official_train_files(built_dataset, tmp_path):
 def test_checks_name_the_broken_rule(row, problem):
     assert any(problem in p for p in check_llamafactory_row(row))
     assert any(problem in p for p in check_swift_row(row))
+
+
+def test_ms_swift_own_loader_reads_the_files(built_dataset, tmp_path, monkeypatch):
+    """ms-swift's `swift.dataset.load_dataset` (installed --no-deps by scripts/install.sh) reads
+    every target file and keeps our messages and media."""
+    swift_dataset = pytest.importorskip("swift.dataset")
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "ms-cache"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    from videoespresso.formats.sft import write_sft
+
+    examples, _ = examples_from_build(built_dataset, split="all")
+    write_sft(examples, tmp_path / "sft", ["swift"])
+    for target in ("selector", "stage1", "stage2"):
+        path = tmp_path / "sft" / "swift" / f"{target}.jsonl"
+        written = [json.loads(line) for line in path.read_text().splitlines()]
+        train, _ = swift_dataset.load_dataset([str(path)], split_dataset_ratio=0, num_proc=1)
+        assert len(train) == len(written)
+        for row, ours in zip(train, written):
+            assert row["messages"] == ours["messages"]
+            assert [i["path"] for i in (row.get("images") or [])] == ours.get("images", [])
