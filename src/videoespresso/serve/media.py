@@ -201,18 +201,20 @@ def fetch_remote(policy: MediaPolicy, url: str, where: str, lease: MediaLease) -
     if not policy.allow_remote:
         raise RequestError(f"{where}: this server fetches no remote URLs (start it with --allow-remote)",
                            status=403, param=where, code="remote_not_allowed")
-    import httpx
+    import urllib.error
+    import urllib.request
 
     path = _temp_path(policy, _suffix(urlsplit(url).path), lease)
     deadline = time.monotonic() + policy.remote_timeout_s
     size = 0
     try:
-        with httpx.stream("GET", url, timeout=policy.remote_timeout_s, follow_redirects=True) as response:
-            if response.status_code != 200:
-                raise RequestError(f"{where}: fetching the video gave HTTP {response.status_code}",
-                                   status=422, param=where, code="remote_fetch_failed")
+        with urllib.request.urlopen(url, timeout=policy.remote_timeout_s) as response:  # noqa: S310 -- http(s) only
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > policy.max_remote_bytes:
+                raise RequestError(f"{where}: the remote video is over {policy.max_remote_bytes} bytes",
+                                   status=413, param=where, code="remote_too_large")
             with path.open("wb") as handle:
-                for chunk in response.iter_bytes():
+                while chunk := response.read(1 << 16):
                     size += len(chunk)
                     if size > policy.max_remote_bytes:
                         raise RequestError(f"{where}: the remote video is over {policy.max_remote_bytes} bytes",
@@ -221,9 +223,12 @@ def fetch_remote(policy: MediaPolicy, url: str, where: str, lease: MediaLease) -
                         raise RequestError(f"{where}: fetching took over {policy.remote_timeout_s:g} s",
                                            status=408, param=where, code="remote_timeout")
                     handle.write(chunk)
-    except httpx.HTTPError as exc:
-        raise RequestError(f"{where}: cannot fetch the video ({type(exc).__name__}: {exc})", status=422,
-                           param=where, code="remote_fetch_failed") from None
+    except urllib.error.HTTPError as exc:
+        raise RequestError(f"{where}: fetching the video gave HTTP {exc.code}", status=422, param=where,
+                           code="remote_fetch_failed") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise RequestError(f"{where}: cannot fetch the video ({exc})", status=422, param=where,
+                           code="remote_fetch_failed") from None
     check_video_file(path, where)
     return path
 

@@ -348,6 +348,7 @@ def create_videoqa_app(
     app.state.videoqa = videoqa
     app.state.policy = policy
     app.state.served_name = name
+    app.state.api_keys = list(api_keys)
 
     @app.exception_handler(RequestError)
     async def _request_error(_request: Request, exc: RequestError) -> JSONResponse:
