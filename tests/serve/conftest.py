@@ -31,3 +31,4 @@ def video_root(tmp_path_factory) -> Path:
     make_test_video(root / "clip.mp4", "mixed", seconds=0.5)
     make_test_video(root / "sub" / "moving.mp4", "moving", seconds=0.5)
     return root
+

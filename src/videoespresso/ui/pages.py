@@ -178,12 +178,29 @@ def _dataset_page(root: Path | None, query: dict[str, str]) -> HTMLResponse:
     return _page("Dataset", "".join(body))
 
 
-def _summary_html(root: Path) -> str:
-    path = root / "summary.json"
+def _last_stored_run(root: Path) -> dict[str, Any] | None:
+    path = root / "store.sqlite"
+    if not path.is_file():
+        return None
     try:
-        summary = json.loads(path.read_text("utf-8"))
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute("SELECT summary FROM runs WHERE summary IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
+        finally:
+            conn.close()
+        return json.loads(row[0]) if row else None
+    except (sqlite3.Error, ValueError):
+        return None
+
+
+def _summary_html(root: Path) -> str:
+    """The CLI's ``summary.json``, else the last run the store recorded (a build run from Python)."""
+    try:
+        summary = json.loads((root / "summary.json").read_text("utf-8"))
     except (OSError, ValueError):
-        return '<p class="muted">No run summary (summary.json) in this folder.</p>'
+        summary = _last_stored_run(root)
+    if not isinstance(summary, dict):
+        return '<p class="muted">No run summary in this folder.</p>'
     rows = []
     for s in summary.get("stages", []):
         reasons = {**s.get("failure_reasons", {}), **s.get("drop_reasons", {})}
