@@ -90,6 +90,9 @@ def test_eval_browser_filters_to_wrong_items(page, ui_server, eval_run):
     page.goto(f"{ui_server.url}/ui/eval")
     assert page.locator("#predictions tr.pred").count() == eval_run["n"]
     assert page.locator("#per-task tr").count() == 1 + 2
+    # item i is right, wrong, unparsed as i % 3; task as i % 2: Causal Inference holds 0, 2, 4, 6
+    causal = page.locator("#per-task tr", has_text="Causal Inference").locator("td").all_inner_texts()
+    assert causal == ["Causal Inference", "4", "2", "1", "50.0"]
     page.select_option("select[name=show]", "wrong")
     page.click("#apply")
     page.wait_for_url("**show=wrong*")

@@ -314,7 +314,7 @@ def _eval_page(predictions: Path | None, bench: Path | None, query: dict[str, st
             f'<td class="{outcome}">{outcome}</td></tr>'
         )
     tasks = "".join(
-        f"<tr><td>{escape(t.task)}</td><td>{t.n}</td><td>{t.correct}</td><td>{t.unparsed}</td><td>{100 * t.accuracy:.1f}</td></tr>"
+        f"<tr><td>{escape(t.task)}</td><td>{t.n}</td><td>{t.correct}</td><td>{t.unparsed}</td><td>{t.accuracy:.1f}</td></tr>"
         for t in report.score.per_task
     )
     filters = (
@@ -329,8 +329,8 @@ def _eval_page(predictions: Path | None, bench: Path | None, query: dict[str, st
     body = (
         f'<p class="muted">{escape(str(predictions))} against {escape(str(bench or "(no bench file)"))}: '
         f"{len(records)} predictions, {len(problems)} problems</p>"
-        f'<p id="overall">Overall (sample-weighted) {100 * s.overall_weighted:.1f} %, mean of tasks '
-        f"{100 * s.overall_unweighted:.1f} %; right {counts['right']}, wrong {counts['wrong']}, "
+        f'<p id="overall">Overall (sample-weighted) {s.overall_weighted:.1f} %, mean of tasks '
+        f"{s.overall_unweighted:.1f} %; right {counts['right']}, wrong {counts['wrong']}, "
         f"unparsed {counts['unparsed']}, failed {counts['failed']}</p>"
         f'<h2>Per task</h2><table id="per-task"><tr><th>task</th><th>n</th><th>correct</th><th>unparsed</th><th>accuracy %</th></tr>{tasks}</table>'
         f'{filters}<h2>Items <span id="row-count">{len(rows)}</span></h2>'
