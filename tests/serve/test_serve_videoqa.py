@@ -127,7 +127,10 @@ def test_streaming_gives_the_answer_and_the_extra_field(client):
     assert last.model_extra["videoespresso"]["frames"]
 
 
-def test_api_key_is_required_everywhere(server):
+def test_api_key_is_required_everywhere(server, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
     anonymous = openai.OpenAI(base_url=server.base_url, api_key="wrong-key", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as info:
         anonymous.chat.completions.create(model="videoqa-sc", messages=_video_message("clip.mp4"))
@@ -136,6 +139,8 @@ def test_api_key_is_required_everywhere(server):
         status, body = _http(server, method, path, b"x" if method == "POST" else None, key=None)
         assert status == 401 and body["error"]["code"] == "invalid_api_key", path
     assert _http(server, "GET", "/health")[0] == 200
+    assert "refused a request" in caplog.text
+    assert KEY not in caplog.text and "wrong-key" not in caplog.text, "keys are never logged"
 
 
 def test_bad_inputs_get_the_right_4xx_and_the_server_stays_alive(server, client, video_root, tmp_path):
@@ -268,3 +273,43 @@ def test_ui_command_refuses_bad_paths_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "videoespresso", "ui", "--dataset", str(tmp_path / "nope"),
                            "--profile", "offline"], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and "--dataset" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow  # loads the offline profile's models in a fresh process (about 20-40 s)
+def test_ui_command_serves_the_api_and_the_ui(video_root, tmp_path):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "VIDEOESPRESSO_API_KEY": "cli-key"}
+    (tmp_path / "cfg.yaml").write_text("sampling: {max_side: 64}\ngeneration: {max_new_tokens: 8}\nselect: {candidates: 4, max_frames: 3}\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "videoespresso", "ui", "--profile", "offline", "--config", str(tmp_path / "cfg.yaml"),
+         "--video-root", str(video_root), "--port", "0"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+    )
+    try:
+        port = None
+        deadline = time.monotonic() + 240
+        while port is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "the server exited early"
+            found = re.search(r"http://127\.0\.0\.1:(\d+)/v1", line)
+            port = int(found.group(1)) if found else None
+        assert port is not None
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="cli-key", max_retries=0, timeout=240)
+        _check_answer(client.chat.completions.create(model="videoqa-sc", messages=_video_message("clip.mp4")))
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/ui/ask", headers={"Authorization": "Bearer cli-key"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert b"clip.mp4" in response.read()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
