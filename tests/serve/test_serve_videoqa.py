@@ -73,8 +73,12 @@ def _check_answer(completion, num_frames: int | None = None) -> dict:
     assert all(f["seconds"] >= 0 for f in frames)
     if num_frames is not None:
         assert all(0 <= f["index"] < num_frames for f in frames)
-    assert [s["stage"] for s in extra["stages"]] == ["evidence", "answer"]
+    stages = [s["stage"] for s in extra["stages"]]
+    # the selector's calls are metered too (captions are cached per video, so may be absent)
+    assert stages[-2:] == ["evidence", "answer"] and "select:choose" in stages
+    assert set(stages[:-2]) <= {"select:caption", "select:choose"}
     assert completion.usage.prompt_tokens == sum(s["prompt_tokens"] for s in extra["stages"]) > 0
+    assert all(s["prompt_tokens"] > 0 for s in extra["stages"])
     assert extra["compute"]["frames"] == len(frames) and extra["compute"]["uniform_frames"] == 128
     assert isinstance(extra["evidence"], str)
     return extra
@@ -88,6 +92,7 @@ def test_video_url_under_the_root_answers_with_frames(client, video_root):
         extra_body={"options": ["a ball", "a cup", "a dog", "a car"]},
     )
     extra = _check_answer(completion, probe(video_root / "clip.mp4").num_frames)
+    assert completion.usage.completion_tokens == sum(s["completion_tokens"] for s in extra["stages"])
     assert extra["options"] == ["a ball", "a cup", "a dog", "a car"]
     assert extra["chosen_option"] is None or extra["chosen_option"]["letter"] in "ABCD"
     # a bare relative path and an absolute path inside the root work as well
@@ -231,6 +236,8 @@ def test_remote_urls_when_allowed_are_fetched_within_limits(server, client, vide
         httpd.server_close()
         thread.join(timeout=10)
     assert list(temp_dir.iterdir()) == [], "every fetched or decoded temporary file is deleted"
+    cached = server.app.state.videoqa.selector.__dict__.get("_captions", {})
+    assert cached and not any(str(temp_dir) in video for video, _ in cached), "captions of temporary files are dropped"
 
 
 def test_requests_over_the_concurrency_limit_get_429(light_videoqa, video_root):

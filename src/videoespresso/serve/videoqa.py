@@ -62,6 +62,32 @@ _THUMB_SIDE = 320
 # --------------------------------------------------------------------------- the pipeline
 
 
+class _Metered:
+    """A model whose ``generate`` calls add up their token counts (the selector's usage)."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.reset()
+
+    def reset(self) -> None:
+        self.calls = self.prompt_tokens = self.completion_tokens = 0
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        replies = self._model.generate(*args, **kwargs)
+        self.calls += len(replies)
+        for reply in replies:
+            self.prompt_tokens += getattr(reply, "prompt_tokens", None) or 0
+            self.completion_tokens += getattr(reply, "completion_tokens", None) or 0
+        return replies
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+#: Captions a selector keeps per (video, frame) before the server clears them.
+MAX_CACHED_CAPTIONS = 20_000
+
+
 class VideoQA:
     """A frame selector and a reasoner, called one question at a time (not thread-safe)."""
 
@@ -69,6 +95,27 @@ class VideoQA:
         self.selector = selector
         self.reasoner = reasoner
         self.max_side = max_side
+        # The selector's own model calls (captioning candidates, choosing frames) are metered so
+        # that the reply's usage covers every stage, not only the reasoner's.
+        self._meters: dict[str, _Metered] = {}
+        for stage, attr in (("select:caption", "captioner"), ("select:choose", "llm")):
+            model = getattr(selector, attr, None)
+            if model is not None:
+                metered = _Metered(model)
+                setattr(selector, attr, metered)
+                self._meters[stage] = metered
+
+    def forget(self, video: Path) -> None:
+        """Drop the selector's cached captions of ``video`` (a temporary file that is going away),
+        and all of them past :data:`MAX_CACHED_CAPTIONS`, so a long-running server stays bounded."""
+        cache = self.selector.__dict__.get("_captions")
+        if not cache:
+            return
+        name = str(video)
+        for key in [k for k in cache if k[0] == name]:
+            del cache[key]
+        if len(cache) > MAX_CACHED_CAPTIONS:
+            cache.clear()
 
     @classmethod
     def from_config(cls, config: Any, selector: str = "caption-llm", reasoner: str = "two-stage",
@@ -87,6 +134,8 @@ class VideoQA:
         """Select, then answer; a JSON-ready dict (see the module docstring)."""
         from ..reason import load_frames
 
+        for meter in self._meters.values():
+            meter.reset()
         started = time.perf_counter()
         selection = self.selector.select(video, question, options=list(options) if options else None)
         selected = time.perf_counter()
@@ -106,6 +155,10 @@ class VideoQA:
                 entry["image"] = _thumbnail(frame.image)
             frame_list.append(entry)
         stages = [
+            {"stage": stage, "prompt_tokens": m.prompt_tokens, "completion_tokens": m.completion_tokens,
+             "calls": m.calls}
+            for stage, m in self._meters.items() if m.calls
+        ] + [
             {"stage": s.stage, "prompt_tokens": s.prompt_tokens or 0, "completion_tokens": s.completion_tokens or 0,
              **({"flops": s.flops} if s.flops is not None else {})}
             for s in result.stages
@@ -382,9 +435,17 @@ def create_videoqa_app(
                     None, resolve_video_url, policy, parsed.video_url, "video_url", lease)
             else:
                 video = await loop.run_in_executor(None, images_to_clip, policy, parsed.images, lease)
-            return await loop.run_in_executor(
-                worker, lambda: videoqa.ask(video, parsed.question, parsed.options, parsed.max_tokens,
-                                            parsed.return_frames))
+            temporary = video in lease.paths
+
+            def answer() -> dict[str, Any]:
+                try:
+                    return videoqa.ask(video, parsed.question, parsed.options, parsed.max_tokens,
+                                       parsed.return_frames)
+                finally:
+                    if temporary:
+                        videoqa.forget(video)
+
+            return await loop.run_in_executor(worker, answer)
         finally:
             lease.release()
 
