@@ -122,6 +122,19 @@ def test_upload_then_ask_and_image_frames(server, client, video_root):
     assert all(f["seconds"] == pytest.approx(f["index"], abs=0.01) for f in extra["frames"])
 
 
+def test_old_uploads_are_evicted_past_the_cap(server, video_root):
+    policy = server.app.state.policy
+    saved, policy.max_uploads = policy.max_uploads, 2
+    try:
+        urls = [_http(server, "POST", "/v1/uploads", (video_root / "clip.mp4").read_bytes())[1]["url"]
+                for _ in range(3)]
+        assert len(list(policy.upload_dir.iterdir())) == 2
+        assert not (policy.upload_dir / urls[0].removeprefix("upload://")).exists()
+        assert (policy.upload_dir / urls[2].removeprefix("upload://")).exists()
+    finally:
+        policy.max_uploads = saved
+
+
 def test_streaming_gives_the_answer_and_the_extra_field(client):
     chunks = list(client.chat.completions.create(
         model="videoqa-sc", messages=_video_message("clip.mp4"), stream=True))

@@ -27,6 +27,7 @@ def ui_command(
     reasoner: str = typer.Option("two-stage", "--reasoner", "-r", help="two-stage or direct."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Fetch http(s) video URLs (size and time limited)."),
     upload_dir: Optional[Path] = typer.Option(None, "--upload-dir", help="Keep uploads here (default: a temporary folder removed at exit)."),
+    max_uploads: int = typer.Option(200, "--max-uploads", min=1, help="Uploads kept; past this the oldest are deleted."),
     max_upload_mb: float = typer.Option(200.0, "--max-upload-mb", min=0.001, help="Largest upload or remote video, MB."),
     max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, help="Largest request body (data URLs included), MB."),
     max_frames: int = typer.Option(64, "--max-frames", min=1, help="Most image_url parts (frames) per request."),
@@ -62,6 +63,7 @@ def ui_command(
     policy = MediaPolicy(
         video_root=video_root, upload_dir=upload_dir, allow_remote=allow_remote,
         max_upload_bytes=int(max_upload_mb * 2**20), max_remote_bytes=int(max_upload_mb * 2**20), max_images=max_frames,
+        max_uploads=max_uploads,
     )
     sock = bind_socket(host, port)
     try:

@@ -54,6 +54,8 @@ class MediaPolicy:
     remote_timeout_s: float = 30.0
     #: Most ``image_url`` parts one request may carry (frames).
     max_images: int = 64
+    #: Uploads kept; past this the oldest are deleted (a later request naming one gets a 404).
+    max_uploads: int = 200
     #: Where temporary files go (None: the system default).
     temp_dir: Path | None = None
 
@@ -133,7 +135,16 @@ async def save_upload(policy: MediaPolicy, chunks: AsyncIterator[bytes], filenam
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+    _evict_old_uploads(policy)
     return upload_id, final
+
+
+def _evict_old_uploads(policy: MediaPolicy) -> None:
+    assert policy.upload_dir is not None
+    kept = sorted((p for p in policy.upload_dir.iterdir() if _UPLOAD_ID.match(p.name)),
+                  key=lambda p: p.stat().st_mtime_ns)
+    for old in kept[: max(0, len(kept) - policy.max_uploads)]:
+        old.unlink(missing_ok=True)
 
 
 def resolve_upload(policy: MediaPolicy, upload_id: str, where: str) -> Path:
