@@ -333,3 +333,15 @@ def test_ui_command_serves_the_api_and_the_ui(video_root, tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0
+
+
+def test_key_objects_from_evidence_tags_become_corner_boxes():
+    from videoespresso.serve.videoqa import _key_objects
+
+    evidence = ("The <obj_start>man<obj_end><box_start>[[50, 50, 20, 40]]<box_end> lifts a "
+                "<obj_start>cup<obj_end><box_start>[]<box_end>.")
+    objects = _key_objects(evidence)
+    assert [o["name"] for o in objects] == ["man", "cup"]
+    assert objects[0]["boxes"] == [pytest.approx([0.4, 0.3, 0.6, 0.7])] and objects[1]["boxes"] == []
+    assert _key_objects("no tags at all") == [] and _key_objects(None) == []
+    assert _key_objects("<obj_start>x<obj_end><box_start>[[1, 2]]<box_end>") == []  # malformed: no boxes, no error
