@@ -345,3 +345,33 @@ def test_key_objects_from_evidence_tags_become_corner_boxes():
     assert objects[0]["boxes"] == [pytest.approx([0.4, 0.3, 0.6, 0.7])] and objects[1]["boxes"] == []
     assert _key_objects("no tags at all") == [] and _key_objects(None) == []
     assert _key_objects("<obj_start>x<obj_end><box_start>[[1, 2]]<box_end>") == []  # malformed: no boxes, no error
+
+
+def test_ui_pages_report_bad_files_in_the_page(light_videoqa, tmp_path):
+    from videoespresso.ui import UIConfig
+
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("this is not json\n")
+    dataset = tmp_path / "build"
+    dataset.mkdir()
+    (dataset / "dataset.jsonl").write_text('{"qa": {"id": "x1", "question": "<b>q</b>", "task": "Causal Inference"}}\nnot json\n')
+    (tmp_path / "secret.jpg").write_bytes(b"\xff\xd8\xff")
+    app = create_videoqa_app(light_videoqa, ui=UIConfig(dataset=dataset, predictions=preds, bench=tmp_path / "nope.json"))
+
+    def get(handle, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"{handle.url}{path}", timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    with VideoQAServer(app) as handle:
+        status, page = get(handle, "/ui/eval")
+        assert status == 200 and 'class="error"' in page and "nope.json" in page
+        app_state = handle.app.state
+        status, page = get(handle, "/ui/dataset")
+        assert status == 200 and 'data-id="x1"' in page and "&lt;b&gt;q&lt;/b&gt;" in page and "<b>q</b>" not in page
+        assert get(handle, "/ui/dataset/file?path=../secret.jpg")[0] == 404
+        assert get(handle, f"/ui/dataset/file?path={tmp_path / 'secret.jpg'}")[0] == 404
+        assert get(handle, "/ui/static/../pages.py")[0] == 404
+        assert get(handle, "/health")[0] == 200 and app_state.served_name == "videoqa-sc"

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 from html import escape
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -85,7 +86,24 @@ def evidence_html(text: str) -> str:
 # --------------------------------------------------------------------------- dataset
 
 
+def _stamp(path: Path | None) -> tuple[str, int, int] | None:
+    """What identifies a file's current content cheaply: path, size, modification time."""
+    if path is None or not path.is_file():
+        return None
+    st = path.stat()
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return _read_jsonl_cached(_stamp(path))
+
+
+@lru_cache(maxsize=4)
+def _read_jsonl_cached(stamp: tuple[str, int, int] | None) -> list[dict[str, Any]]:
+    """A big dataset is parsed once per version of the file, not once per page view."""
+    if stamp is None:
+        return []
+    path = Path(stamp[0])
     records = []
     with path.open(encoding="utf-8") as handle:
         for line in handle:
@@ -267,18 +285,27 @@ def safe_file(root: Path, relative: str) -> Path | None:
 # --------------------------------------------------------------------------- eval
 
 
+@lru_cache(maxsize=4)
+def _load_run(predictions: tuple[str, int, int], bench: tuple[str, int, int] | None) -> tuple[Any, Any, Any, Any]:
+    """Predictions, their problems, the bench by id and the score; once per version of the files."""
+    from ..bench.score import read_predictions, score_file
+    from ..formats.bench import read_bench
+
+    records, problems = read_predictions(predictions[0])
+    items = {b.id: b for b in read_bench(bench[0])} if bench is not None else {}
+    return records, problems, items, score_file(predictions[0], bench[0] if bench else None)
+
+
 def _eval_page(predictions: Path | None, bench: Path | None, query: dict[str, str]) -> HTMLResponse:
     from ..bench.extract import extract_answer
-    from ..bench.score import read_predictions, score_file
     from ..errors import UserError
-    from ..formats.bench import read_bench
 
     if predictions is None:
         return _page("Eval", "<p>No run: start the server with <code>--predictions FILE --bench FILE</code>.</p>")
+    if bench is not None and _stamp(bench) is None:
+        return _page("Eval", f'<p class="error">bench file {escape(str(bench))} does not exist</p>')
     try:
-        records, problems = read_predictions(predictions)
-        items = {b.id: b for b in read_bench(bench)} if bench is not None else {}
-        report = score_file(predictions, bench)
+        records, problems, items, report = _load_run(_stamp(predictions) or (str(predictions), 0, 0), _stamp(bench))
     except UserError as exc:
         return _page("Eval", f'<p class="error">{escape(str(exc))}</p>')
     show, task = query.get("show", ""), query.get("task", "")
