@@ -336,6 +336,7 @@ def _run_eval(
     *,
     on_item: Callable[[Prediction], None] | None = None,
 ) -> EvalSummary:
+    from ..failpoints import failpoint
     from ..formats.jsonl import append_jsonl
     from ..models.protocols import user
 
@@ -357,6 +358,7 @@ def _run_eval(
 
     def emit(pred: Prediction) -> None:
         append_jsonl(out, pred.model_dump(mode="json", exclude_none=True))
+        failpoint("eval:mid")
         if pred.error:
             summary.failed += 1
             reasons[_reason_family(pred.error)] += 1
