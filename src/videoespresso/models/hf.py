@@ -41,7 +41,7 @@ _NEUTRAL_DECODING: dict[str, Any] = {
     "top_k": None, "min_p": None, "typical_p": None, "repetition_penalty": None,
     "no_repeat_ngram_size": None, "num_beams": 1, "num_return_sequences": 1, "min_new_tokens": None,
 }
-_OPTIONS = ("batch_size", "device_map", "attn_implementation", "revision")
+_OPTIONS = ("batch_size", "device_map", "attn_implementation", "revision", "gguf_file")
 
 
 # --------------------------------------------------------------------------- loading
@@ -89,20 +89,29 @@ def _check_hub_reachable(name: str, spec: str, revision: str | None, timeout_s: 
         ) from None
 
 
-def _load_config(name: str, spec: str, trust_remote_code: bool, revision: str | None) -> Any:
+def _load_config(name: str, spec: str, trust_remote_code: bool, revision: str | None,
+                 gguf_file: str | None = None) -> Any:
     from transformers import AutoConfig
 
+    extra: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
     if _is_local(name):
         path = Path(name).expanduser()
         if not path.is_dir():
             raise CheckpointNotFoundError(f"{spec}: local checkpoint folder {path} does not exist")
-        if not (path / "config.json").is_file():
+        if gguf_file:
+            if not (path / gguf_file).is_file():
+                raise CheckpointNotFoundError(f"{spec}: {path} has no GGUF file {gguf_file!r}")
+            try:
+                import gguf  # noqa: F401
+            except ImportError:
+                raise CheckpointNotFoundError(f"{spec}: reading {gguf_file!r} needs the 'gguf' package (pip install gguf)") from None
+        elif not (path / "config.json").is_file():
             raise CheckpointNotFoundError(f"{spec}: {path} has no config.json (not a transformers checkpoint)")
         name = str(path)
     else:
         _check_hub_reachable(name, spec, revision)
     try:
-        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code, revision=revision)
+        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code, revision=revision, **extra)
     except (OSError, ValueError, KeyError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "trust_remote_code" in str(exc) and not trust_remote_code:
@@ -170,7 +179,9 @@ def load_hf(
     ``kind`` (``vlm``/``chat``/``grounder``/``scorer``), when given, must match the checkpoint
     (``chat`` also accepts a vision-language model); an ``embedder`` is never an hf checkpoint
     here (use ``st:``). Options: ``batch_size`` (default 8), ``device_map`` (e.g. ``"auto"``
-    for multi-GPU), ``attn_implementation``, ``revision``.
+    for multi-GPU), ``attn_implementation``, ``revision``, ``gguf_file`` (a ``.gguf`` file name
+    inside the folder: a causal LM that transformers dequantises on load; needs the ``gguf``
+    package).
     """
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
@@ -182,7 +193,7 @@ def load_hf(
 
     # transformers draws a per-load weight progress bar; our commands report progress themselves
     hf_logging.disable_progress_bar()
-    config = _load_config(name_or_path, spec, trust_remote_code, options.get("revision"))
+    config = _load_config(name_or_path, spec, trust_remote_code, options.get("revision"), options.get("gguf_file"))
     found = checkpoint_kind(config)
     model_type = getattr(config, "model_type", "?")
     if found is None:
@@ -191,6 +202,8 @@ def load_hf(
             "models, causal LMs, GroundingDINO-style detectors, CLIP/SigLIP"
         )
     # A vision-language model is also a chat model (the protocols say so): it serves text-only turns.
+    if options.get("gguf_file") and found != "chat":
+        raise SpecError(f"{spec}: gguf_file is supported for causal LMs only, and {options['gguf_file']!r} is a {found or model_type}")
     if kind is not None and kind != found and not (kind == "chat" and found == "vlm"):
         raise SpecError(
             f"{spec} is a checkpoint of kind {found!r} ({_KIND_WORDS[found]}, model_type {model_type}), "
@@ -231,6 +244,7 @@ class _HFBase:
         device_map: Any = None,
         attn_implementation: str | None = None,
         revision: str | None = None,
+        gguf_file: str | None = None,
     ) -> None:
         import transformers
 
@@ -248,6 +262,9 @@ class _HFBase:
             kwargs["device_map"] = device_map
         if attn_implementation is not None:
             kwargs["attn_implementation"] = attn_implementation
+        self._gguf_file = gguf_file
+        if gguf_file:
+            kwargs["gguf_file"] = gguf_file
         try:
             self._load_preprocessor(path, trust_remote_code, revision)
             model = auto.from_pretrained(path, **kwargs)
@@ -574,7 +591,8 @@ class HFChatModel(_HFGenerator):
     def _load_preprocessor(self, path: str, trust_remote_code: bool, revision: str | None) -> None:
         from transformers import AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision)
+        extra = {"gguf_file": self._gguf_file} if self._gguf_file else {}
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision, **extra)
 
     def _render(self, conversation: Conversation, index: int) -> str:
         messages = []
