@@ -485,7 +485,7 @@ def score_legacy(
 
     for rec in records:
         item = by_id.get(rec.id) if by_id is not None else None
-        truth_raw = rec.correct_raw
+        truth_raw = rec.correct_raw if rec.correct_raw is not None else rec.correct
         if truth_raw is None and item is not None:
             truth_raw = f"({item.correct_answer})"
         task = rec.task or (item.task if item is not None else None)
