@@ -30,8 +30,8 @@ def select_command(
         None, "--frames", "-k", min=1, help="uniform: frames to use; other selectors: most frames to keep."
     ),
     frame_fps: Optional[float] = typer.Option(
-        None, "--frame-fps", min=0.001,
-        help="oracle: the fps the core-frame file names (480.jpg) count in; default: match captions.",
+        None, "--frame-fps", min=0.0,
+        help="oracle: the fps the core-frame file names (480.jpg) count in; default 1 (the maintainers' statement); 0: match captions.",
     ),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N items."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over: remove the selections (and manifest) already at --out."),
@@ -64,7 +64,7 @@ def select_command(
     if frame_fps is not None:
         if selector != "oracle":
             raise ConfigError("--frame-fps applies to the oracle selector only")
-        overrides["frame_fps"] = frame_fps
+        overrides["frame_fps"] = frame_fps or None
     roles: dict[str, str] = {}
     if selector in ("embedding", "caption-llm"):
         roles["selector captioner"] = cfg.models.selector_vlm
