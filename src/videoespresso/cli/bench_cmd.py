@@ -40,7 +40,7 @@ def _progress():
 
 @app.command("eval")
 def eval_command(
-    bench: Path = typer.Option(..., "--bench", "-b", help="Benchmark file in the official shape (bench_hard.json)."),
+    bench: Path = typer.Option(..., "--bench", "-b", help="Benchmark file in the official shape (bench_hard.json), or a Hugging Face datasets folder from `export hf`."),
     video_root: Path = typer.Option(..., "--video-root", help="Folder the items' video_path values are relative to."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="VisionLanguageModel spec; default: the profile's reasoner."),
     out: Path = typer.Option(..., "--out", "-o", help="Predictions JSONL (appended to; a rerun resumes)."),
@@ -99,8 +99,8 @@ def eval_command(
         write_official,
     )
     from ..errors import ConfigError
-    from ..formats.bench import read_bench
-    from ..formats.manifest import check_resume, file_sha256, manifest_path
+    from ..formats.bench import bench_fingerprint, read_bench
+    from ..formats.manifest import check_resume, manifest_path
     from ..models.registry import load_model
 
     from ..bench.protocol import INPUT_FORMS, OFFICIAL_SAMPLER, OFFICIAL_SETTINGS, PROTOCOLS
@@ -183,7 +183,7 @@ def eval_command(
         out.unlink(missing_ok=True)
         manifest_path(out).unlink(missing_ok=True)
     check_resume(
-        out, "eval", run_settings(opts, spec, cfg.model_options(spec), file_sha256(bench)),
+        out, "eval", run_settings(opts, spec, cfg.model_options(spec), bench_fingerprint(bench)),
         has_output=out.is_file() and out.stat().st_size > 0, overwrite=overwrite,
         legacy_settings=settings_from_lines(out),
     )
