@@ -7,7 +7,7 @@ out-of-memory killer or a pre-empted node does. Without the variable, :func:`fai
 dictionary lookup. Names::
 
     build:before:<stage>   before a stage starts (after the previous one finished)
-    build:mid:<stage>      after the stage's first batch is stored, when more batches follow
+    build:mid:<stage>      after the stage's first batch is stored (the rest, if any, not yet run)
     build:export           after the last stage, before the dataset files are written
     eval:mid               after the first prediction line is written
     select:mid             after the first selection is journalled

@@ -23,11 +23,9 @@ from videoespresso.curate import STAGE_NAMES, run_build
 
 EXPORTS = ("dataset.jsonl", "test.json", "train_video.json", "train_images.json")
 FAST = {"build:mid:cot"}
-#: Stages that get one batch only with three videos (nothing to kill "inside" them).
-SINGLE_BATCH: set[str] = set()
 POINTS = (
     [f"build:before:{s}" for s in STAGE_NAMES]
-    + [f"build:mid:{s}" for s in STAGE_NAMES if s not in SINGLE_BATCH]
+    + [f"build:mid:{s}" for s in STAGE_NAMES]
     + ["build:export"]
 )
 

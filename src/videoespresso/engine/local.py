@@ -152,7 +152,7 @@ class LocalExecutor:
                 self.store.put_many(batch_results)
                 for key, res in batch_results:
                     results[key.key] = res
-                if begin == 0 and len(todo) > size:
+                if begin == 0:
                     failpoint(f"build:mid:{stage.name}")
                 progress.advance(task, len(batch))
             st.computed = len(todo)
