@@ -237,7 +237,7 @@ def score_command(
     predictions: Path = typer.Argument(..., help="Predictions JSONL (from eval) or an official-format JSON list."),
     bench: Optional[Path] = typer.Option(None, "--bench", "-b", help="Benchmark file (optional when predictions carry task and correct_answer)."),
     legacy: bool = typer.Option(False, "--legacy", help="Count exactly what the official score.py counts: every element (missing outputs, repeats, loose truths such as 'Option (B)' included), first capital A-D anywhere in output and truth."),
-    embedder: Optional[str] = typer.Option(None, "--embedder", help="Map unreadable replies to the nearest option (the paper's protocol), e.g. minilm."),
+    embedder: Optional[str] = typer.Option(None, "--embedder", help="Map unreadable replies to the nearest option by text embedding, e.g. minilm (offline) or st:BAAI/bge-m3 (what the paper used)."),
     margin: float = typer.Option(0.0, "--margin", min=0.0, max=2.0, help="With --embedder: required cosine gap between best and second option."),
     judge_fallback: Optional[str] = typer.Option(None, "--judge-fallback", help="ChatModel that maps unreadable replies (may answer none)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON here."),
