@@ -294,3 +294,46 @@ def test_oracle_reads_file_names_at_one_fps_by_default(tmp_path: Path) -> None:
     selection = OracleSelector([item]).select(clip, "q", item_id="1")
     assert [round(f.seconds, 2) for f in selection.frames] == [1.0, 3.0]
     assert re.search("time", selection.params["located_by"])
+
+
+def test_llava_onevision_takes_the_video_path_too() -> None:
+    from videoespresso import load_model
+
+    model = load_model("tiny:llava-onevision")
+    clip = VideoClip(frames=_frames(4), indices=[0, 1, 2, 3], seconds=[0.0, 1.0, 2.0, 3.0], fps=1.0, total_frames=4)
+    conv = [user_video("What happens?", clip)]
+    inputs = model._encode([model._render(conv, 0)], [conv])
+    assert "pixel_values_videos" in inputs and "pixel_values" not in inputs
+    assert isinstance(model.generate([conv], settings=GenerationSettings(max_new_tokens=3))[0].text, str)
+
+
+def test_run_settings_record_the_protocol_and_keep_old_manifests_resumable() -> None:
+    from videoespresso.bench.run import run_settings
+    from videoespresso.formats.manifest import differences
+
+    ours = run_settings(EvalOptions(), "tiny:qwen2-vl", {}, "sha")
+    # A run started before protocols existed has none of the three keys: it still resumes.
+    assert not {"protocol", "input_form", "frames_from"} & set(ours)
+    official = run_settings(EvalOptions(protocol="official", input_form="video"), "tiny:qwen2-vl", {}, "sha")
+    diff = differences(ours, official)
+    assert any(d.startswith("protocol:") for d in diff) and any(d.startswith("input_form:") for d in diff)
+
+
+def test_score_and_report_show_the_run_protocol(tmp_path: Path) -> None:
+    from videoespresso.bench.protocol import OFFICIAL_SETTINGS
+    from videoespresso.bench.report import write_report
+    from videoespresso.bench.run import run_settings
+    from videoespresso.formats.manifest import check_resume
+
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(json.dumps({"id": "0", "task": "Traffic Analysis", "output": "A", "correct_answer": "A"}) + "\n")
+    opts = EvalOptions(protocol="official", input_form="video", settings=OFFICIAL_SETTINGS, frames_label="official")
+    check_resume(preds, "eval", run_settings(opts, "hf:m", {}, "sha"), has_output=False)
+    report = score_file(preds)
+    assert report.protocols == [
+        "official: frames official (min(128, 24 x seconds + 1) per video) from video, input video, native resolution, "
+        "temperature 0.8, top_p 1, seed 0, 512 new tokens, template official, no evidence, mode generate"
+    ]
+    files = write_report([report], tmp_path / "rep")
+    md = files.markdown.read_text()
+    assert "this run, partial (1 of 14 tasks) [official protocol]" in md and "Protocol: official: frames official" in md
