@@ -231,6 +231,7 @@ def test_eval_protocol_options_are_checked_before_anything_runs(tmp_path: Path, 
         (["--input", "gif"], "--input must be one of images, video"),
         (["--frames-from", "core-frames", "--frames", "4"], "reads the items' core-frame images"),
         (["--core-root", str(tmp_path)], "--core-root applies to --frames-from core-frames only"),
+        (["--max-side", "8"], "--max-side must be 0 (native size) or at least 16"),
     ]:
         assert _run([*base, *extra]) == 2, extra
         assert message in " ".join(capsys.readouterr().err.split()), extra

@@ -110,6 +110,8 @@ def eval_command(
         raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
     if input_form is not None and input_form not in INPUT_FORMS:
         raise ConfigError(f"--input must be one of {', '.join(INPUT_FORMS)}, not {input_form!r}")
+    if max_side is not None and 0 < max_side < 16:
+        raise ConfigError(f"--max-side must be 0 (native size) or at least 16, not {max_side}")
     if frames_from not in ("video", "core-frames"):
         raise ConfigError(f"--frames-from must be video or core-frames, not {frames_from!r}")
     if frames_from == "core-frames" and any(x is not None for x in (frames, sampler, frames_file, selector)):
