@@ -55,6 +55,11 @@ def test_official_sampler_on_generated_clips(tmp_path: Path) -> None:
     assert sampler.spec == "official"
     got_short = sampler.sample(short.path)
     assert len(got_short.frames) == 24 and got_short.frames[-1].index == 8
+    # Repeated indices decode to repeated pictures, one per index, as decord's get_batch gives.
+    from videoespresso.video import sample_frames
+
+    record, images = sample_frames(short.path, "official")
+    assert len(images) == 24 and [f.index for f in record.frames][:4] == [0, 0, 0, 1]
     got_mid = sampler.sample(mid.path)
     # 53 frames, 128 asked for: indices repeat, as in the official script.
     assert len(got_mid.frames) == 128 and got_mid.frames[0].index == 0 and got_mid.frames[-1].index == 52
