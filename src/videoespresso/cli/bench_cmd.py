@@ -110,6 +110,8 @@ def eval_command(
         raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
     if input_form is not None and input_form not in INPUT_FORMS:
         raise ConfigError(f"--input must be one of {', '.join(INPUT_FORMS)}, not {input_form!r}")
+    if max_side is not None and 0 < max_side < 16:
+        raise ConfigError(f"--max-side must be 0 (native size) or at least 16, not {max_side}")
     if frames_from not in ("video", "core-frames"):
         raise ConfigError(f"--frames-from must be video or core-frames, not {frames_from!r}")
     if frames_from == "core-frames" and any(x is not None for x in (frames, sampler, frames_file, selector)):
@@ -237,7 +239,7 @@ def score_command(
     predictions: Path = typer.Argument(..., help="Predictions JSONL (from eval) or an official-format JSON list."),
     bench: Optional[Path] = typer.Option(None, "--bench", "-b", help="Benchmark file (optional when predictions carry task and correct_answer)."),
     legacy: bool = typer.Option(False, "--legacy", help="Count exactly what the official score.py counts: every element (missing outputs, repeats, loose truths such as 'Option (B)' included), first capital A-D anywhere in output and truth."),
-    embedder: Optional[str] = typer.Option(None, "--embedder", help="Map unreadable replies to the nearest option (the paper's protocol), e.g. minilm."),
+    embedder: Optional[str] = typer.Option(None, "--embedder", help="Map unreadable replies to the nearest option by text embedding, e.g. minilm (offline) or st:BAAI/bge-m3 (what the paper used)."),
     margin: float = typer.Option(0.0, "--margin", min=0.0, max=2.0, help="With --embedder: required cosine gap between best and second option."),
     judge_fallback: Optional[str] = typer.Option(None, "--judge-fallback", help="ChatModel that maps unreadable replies (may answer none)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON here."),
