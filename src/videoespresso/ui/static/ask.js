@@ -73,6 +73,7 @@ async function ask(event) {
     for (const f of ve.frames) frames.appendChild(drawFrame(f, ve.key_objects));
     result.appendChild(el("h3", {}, "Chosen frames (" + ve.selector + ")"));
     result.appendChild(frames);
+    if (ve.selector_fallback) result.appendChild(el("p", { class: "muted", id: "fallback" }, "selector fallback: " + ve.selector_fallback));
     result.appendChild(el("h3", {}, "Evidence"));
     result.appendChild(renderEvidence(ve.evidence, ve.key_objects));
     result.appendChild(el("h3", {}, "Answer"));
