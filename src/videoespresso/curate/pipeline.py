@@ -15,6 +15,7 @@ from typing import Any
 from ..config import Config
 from ..engine import LocalExecutor, Resources, RunResult, Stage, Store
 from ..errors import UserError
+from ..failpoints import failpoint
 from ..locking import OutputLock
 from ._common import ModelPool
 from .caption import CaptionFrames
@@ -168,11 +169,11 @@ def run_build(
                 result = executor.run(stage_list, items, replay_only={s.name for s in stage_list[: first - 1]})
         finally:
             pool.close()
-        exported = (
-            export(result.items, out, config.curate.test_options_seed, test_ratio=config.curate.test_ratio,
-                   split_seed=config.curate.split_seed)
-            if last == len(STAGE_NAMES) else None
-        )
+        exported = None
+        if last == len(STAGE_NAMES):
+            failpoint("build:export")
+            exported = export(result.items, out, config.curate.test_options_seed, test_ratio=config.curate.test_ratio,
+                              split_seed=config.curate.split_seed)
     return BuildResult(run=result, exported=exported, store=store_path)
 
 
