@@ -151,7 +151,9 @@ class RayExecutor(LocalExecutor):
     def start(self) -> None:
         """Connect to ``address`` or start a local Ray (loopback only); idempotent."""
         ray = _import_ray()
-        if ray.is_initialized():
+        if ray.is_initialized():  # a Ray started by the caller (a notebook, a test session)
+            if self._gpus is None:
+                self._configure(ray)
             return
         begin = time.perf_counter()
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
@@ -171,13 +173,16 @@ class RayExecutor(LocalExecutor):
                 runtime_env=runtime_env, log_to_driver=False, logging_level="WARNING",
             )
         self._started = True
+        self._configure(ray)
+        self.startup_seconds = time.perf_counter() - begin
+
+    def _configure(self, ray: Any) -> None:
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
+        ctx.enable_progress_bars = False  # the executor's own bars count items, as locally
         ctx.print_on_execution_start = False
         ctx.max_errored_blocks = 0  # an errored block fails the stage (handled below), never hangs it
         self._gpus = float(ray.cluster_resources().get("GPU", 0.0))
-        self.startup_seconds = time.perf_counter() - begin
 
     def close(self) -> None:
         """Shut down a Ray this executor started (a cluster given by address is left running)."""
@@ -236,7 +241,9 @@ class RayExecutor(LocalExecutor):
         # Enough blocks that every worker gets work, whole batches per block.
         blocks = max(1, min(len(rows), max(workers * 4, -(-len(rows) // size))))
         ds = ray.data.from_items(rows, override_num_blocks=blocks)
-        blob = pickle.dumps(stage)
+        from ray import cloudpickle
+
+        blob = cloudpickle.dumps(stage)
         args = self.remote_args(stage)
         if _has_setup(stage):
             mapped = ds.map_batches(
