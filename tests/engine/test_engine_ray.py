@@ -56,7 +56,7 @@ def local_ray():
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     temp = tempfile.mkdtemp(prefix="ve-rt-", dir="/tmp")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, _node_ip_address="127.0.0.1",
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=temp, _node_ip_address="127.0.0.1",
              log_to_driver=False, logging_level="WARNING")
     try:
         yield temp
@@ -214,3 +214,20 @@ def test_build_stage_1_on_ray_to_memory_url_matches_local_and_resumes_from_it(lo
     again = run_build(videos, url, cfg, stages="1", progress=False, executor="ray", staging=tmp_path / "staging2")
     assert (again.run.stage("sample").computed, again.run.stage("sample").cached) == (0, 4)  # failures are final
     assert sorted(again.run.items, key=lambda i: i["id"]) == sorted(local.run.items, key=lambda i: i["id"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--executor", "spark"], "--executor 'spark': expected one of local, ray"),
+    (["--ray-address", "auto"], "--ray-address needs --executor ray"),
+])
+def test_build_cli_rejects_a_bad_executor_choice_in_one_line(tmp_path, capsys, args, message):
+    from videoespresso.cli import main as cli_main
+    from videoespresso.video.synth import make_test_video
+
+    make_test_video(tmp_path / "videos" / "a.mp4", "static", seconds=0.5)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["build", str(tmp_path / "videos"), "--out", str(tmp_path / "out"), "--profile", "offline",
+                  "--no-progress", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in " ".join(err.split())

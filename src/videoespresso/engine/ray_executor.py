@@ -168,7 +168,7 @@ class RayExecutor(LocalExecutor):
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             self._temp_dir = tempfile.mkdtemp(prefix="ve-ray-", dir=os.environ.get("VIDEOESPRESSO_RAY_TMPDIR", "/tmp"))
             ray.init(
-                num_cpus=self.num_cpus or os.cpu_count() or 1, num_gpus=None,
+                address="local", num_cpus=self.num_cpus or os.cpu_count() or 1, num_gpus=None,
                 include_dashboard=False, _temp_dir=self._temp_dir, _node_ip_address="127.0.0.1",
                 runtime_env=runtime_env, log_to_driver=False, logging_level="WARNING",
             )
@@ -295,13 +295,4 @@ class RayExecutor(LocalExecutor):
         return calls, timings
 
 
-def run_stages(
-    stages: Sequence[Stage], items: Sequence[Item], store: Store, *, address: str | None = None,
-    **kwargs: Any,
-):
-    """Convenience: run ``stages`` on Ray (started and stopped here unless ``address``)."""
-    with RayExecutor(store, address=address, **kwargs) as executor:
-        return executor.run(stages, items)
-
-
-__all__ = ["LOCAL_ACTOR_CPUS", "RayExecutor", "run_stages"]
+__all__ = ["LOCAL_ACTOR_CPUS", "RayExecutor"]
