@@ -231,3 +231,29 @@ def test_build_cli_rejects_a_bad_executor_choice_in_one_line(tmp_path, capsys, a
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in " ".join(err.split())
+
+
+def test_curate_resources_override_each_stage_and_unknown_stages_are_named(tmp_path):
+    from videoespresso.config import load_config
+    from videoespresso.curate._common import ModelPool
+    from videoespresso.curate.pipeline import build_stages
+    from videoespresso.errors import UserError
+
+    import yaml
+
+    path = tmp_path / "res.yaml"
+    path.write_text(yaml.safe_dump({"curate": {"resources": {
+        "qa": {"gpus": 0.5, "workers": 3}, "sample": {"cpus": 0.25, "batch_size": 2},
+    }}}))
+    cfg = load_config("offline", path)
+    stages = {s.name: s for s in build_stages(cfg, tmp_path, ModelPool())}
+    qa = stages["qa"].resources
+    assert (qa.gpus, qa.workers, qa.batch_size) == (0.5, 3, cfg.curate.batch_size)  # unset fields kept
+    assert (stages["sample"].resources.cpus, stages["sample"].resources.batch_size) == (0.25, 2)
+    assert stages["cot"].resources.workers == 1
+    path.write_text(yaml.safe_dump({"curate": {"resources": {"qaa": {"workers": 2}}}}))
+    with pytest.raises(UserError, match="unknown stage.*qaa"):
+        build_stages(load_config("offline", path), tmp_path, ModelPool())
+    path.write_text(yaml.safe_dump({"curate": {"resources": {"qa": {"workers": 0}}}}))
+    with pytest.raises(UserError):
+        load_config("offline", path)
