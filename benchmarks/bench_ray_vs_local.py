@@ -2,9 +2,9 @@
 
 Each executor builds into a fresh folder (no store, no response cache, models loaded from the
 tiny checkpoints by the run itself), one after the other in this process, in alternating order
-over ``--repeats`` rounds. Printed: each wall time, Ray's start-up (``ray.init`` of a local
-2-CPU... N-CPU Ray on 127.0.0.1) separately, the ratio local / ray with and without the start-up,
-and whether the exported files are byte-identical.
+over ``--repeats`` rounds. Printed: each wall time, Ray's start-up (``ray.init`` of a local Ray
+with one CPU per core, on 127.0.0.1) separately, model set-up time (the Ray actors' summed), the
+ratio local / ray with and without the start-up, and whether the exports are byte-identical.
 
     PYTHONPATH=src python benchmarks/bench_ray_vs_local.py [--videos 10] [--repeats 1] [--workers 2]
 
@@ -59,6 +59,7 @@ def main() -> None:
         cfg = config(tmp, args.workers)
         walls: dict[str, list[float]] = {"local": [], "ray": []}
         startups: list[float] = []
+        setups: dict[str, list[float]] = {}
         identical = True
         for r in range(args.repeats):
             order = ("local", "ray") if r % 2 == 0 else ("ray", "local")
@@ -71,7 +72,10 @@ def main() -> None:
                 outs[name] = out
                 if name == "ray":
                     startups.append(result.startup_seconds)
-                print(f"round {r + 1} {name:<5}: {walls[name][-1]:7.1f} s wall"
+                setup = sum(st.timings.get("setup", 0.0) for st in result.run.stages)
+                setups.setdefault(name, []).append(setup)
+                print(f"round {r + 1} {name:<5}: {walls[name][-1]:7.1f} s wall, model set-up {setup:.1f} s"
+                      + (" (summed over actors)" if name == "ray" else "")
                       + (f" (Ray start-up {result.startup_seconds:.1f} s)" if name == "ray" else "")
                       + f", {result.exported.items} QA items", flush=True)
             same = all((outs["local"] / f).read_bytes() == (outs["ray"] / f).read_bytes() for f in EXPORTS)
@@ -82,6 +86,8 @@ def main() -> None:
         print(f"local {local:.1f} s, ray {ray_wall:.1f} s (of which Ray start-up {startup:.1f} s)")
         print(f"speed-up local/ray: {local / ray_wall:.2f}x with start-up, "
               f"{local / max(ray_wall - startup, 1e-9):.2f}x without")
+        print(f"model set-up (median): local {statistics.median(setups['local']):.1f} s, "
+              f"ray {statistics.median(setups['ray']):.1f} s summed over actors")
         print(f"exports byte-identical: {identical}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

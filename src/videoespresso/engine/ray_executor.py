@@ -33,7 +33,8 @@ import pickle
 import shutil
 import tempfile
 import time
-from typing import Any, Callable, Sequence
+import warnings
+from typing import Any, Callable
 
 from rich.console import Console
 
@@ -245,17 +246,22 @@ class RayExecutor(LocalExecutor):
 
         blob = cloudpickle.dumps(stage)
         args = self.remote_args(stage)
-        if _has_setup(stage):
-            mapped = ds.map_batches(
-                _StageActor, fn_constructor_args=(blob, stamp), batch_size=size, batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
-                max_restarts=self.max_retries, max_task_retries=self.max_retries, **args,
-            )
-        else:
-            mapped = ds.map_batches(
-                _stage_task, fn_kwargs={"stage_blob": blob, "stamp": stamp}, batch_size=size,
-                batch_format="numpy", max_retries=self.max_retries, **args,
-            )
+        # Bounded restarts and retries go through map_batches' remote arguments (Ray Data's own
+        # default for actors is unlimited restarts: a worker that keeps dying would hang the run).
+        # Ray 2.5x flags those keyword arguments as deprecated without a named replacement yet.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+            if _has_setup(stage):
+                mapped = ds.map_batches(
+                    _StageActor, fn_constructor_args=(blob, stamp), batch_size=size, batch_format="numpy",
+                    compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
+                    max_restarts=self.max_retries, max_task_retries=self.max_retries, **args,
+                )
+            else:
+                mapped = ds.map_batches(
+                    _stage_task, fn_kwargs={"stage_blob": blob, "stamp": stamp}, batch_size=size,
+                    batch_format="numpy", max_retries=self.max_retries, **args,
+                )
         calls = 0
         timings: dict[str, float] = {}
         try:
