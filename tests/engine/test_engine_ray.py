@@ -257,3 +257,22 @@ def test_curate_resources_override_each_stage_and_unknown_stages_are_named(tmp_p
     path.write_text(yaml.safe_dump({"curate": {"resources": {"qa": {"workers": 0}}}}))
     with pytest.raises(UserError):
         load_config("offline", path)
+
+
+def test_build_cli_publishes_to_an_object_store_url_with_its_summary(tmp_path, capsys):
+    import json
+
+    import fsspec
+
+    from videoespresso.cli import main as cli_main
+    from videoespresso.video.synth import make_test_video
+
+    make_test_video(tmp_path / "videos" / "a.mp4", "static", seconds=0.5)
+    cli_main(["build", str(tmp_path / "videos"), "--out", "memory://ve-cli/build", "--staging", str(tmp_path / "st"),
+              "--stages", "1", "--profile", "offline", "--no-progress"])
+    assert "published to memory://ve-cli/build" in " ".join(capsys.readouterr().out.split())
+    fs = fsspec.filesystem("memory")
+    summary = json.loads(fs.cat_file("/ve-cli/build/summary.json"))
+    assert summary["executor"] == "local" and summary["stages"][0]["ok"] == 1
+    assert fs.exists("/ve-cli/build/store.sqlite") and not fs.exists("/ve-cli/build/build.lock")
+    assert (tmp_path / "st" / "store.sqlite").is_file()
