@@ -179,41 +179,76 @@ def test_a_dying_worker_fails_items_with_a_reason_and_the_run_completes(local_ra
         assert result.stage("scale").inputs == crash.outputs
 
 
-def test_build_stage_1_on_ray_to_memory_url_matches_local_and_resumes_from_it(local_ray, tmp_path):
-    """End to end through ``run_build``: real generated videos, the sampling stage on Ray, the
-    build published to ``memory://`` and resumed from there into a fresh staging folder."""
-    import fsspec
-
-    from videoespresso.config import load_config
-    from videoespresso.curate import run_build
+def _videos(folder: Path) -> Path:
     from videoespresso.video.synth import make_test_video
 
-    videos = tmp_path / "videos"
-    make_test_video(videos / "a.mp4", "mixed", seconds=1.0)
-    make_test_video(videos / "b.mp4", "moving", seconds=1.0)
-    make_test_video(videos / "c.mp4", "static_moving", seconds=1.0)
-    (videos / "broken.mp4").write_bytes(b"not a video")
+    make_test_video(folder / "a.mp4", "mixed", seconds=1.0)
+    make_test_video(folder / "b.mp4", "moving", seconds=1.0)
+    make_test_video(folder / "c.mp4", "static_moving", seconds=1.0)
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    return folder
+
+
+def _small_config():
+    from videoespresso.config import load_config
+
     cfg = load_config("offline")
-    cfg = cfg.model_copy(update={"sampling": cfg.sampling.model_copy(update={"max_side": 64})})
+    return cfg.model_copy(update={"sampling": cfg.sampling.model_copy(update={"max_side": 64})})
+
+
+def _by_id(items):
+    return sorted(items, key=lambda i: i["id"])
+
+
+def test_build_stage_1_on_ray_writes_frames_to_a_second_fs_root_and_resumes_from_it(local_ray, tmp_path):
+    """End to end through ``run_build``: real generated videos, the sampling stage as Ray tasks
+    writing frames through fsspec to a ``file://`` root that is not the driver's staging folder,
+    then resumed from that URL into a fresh staging folder."""
+    from videoespresso.curate import run_build
+    from videoespresso.errors import UserError
+
+    videos, cfg = _videos(tmp_path / "videos"), _small_config()
     local = run_build(videos, tmp_path / "local", cfg, stages="1", progress=False)
-    url = "memory://ve-test/build"
-    remote = run_build(videos, url, cfg, stages="1", progress=False, executor="ray",
-                       staging=tmp_path / "staging1")
+    second = tmp_path / "second-root" / "build"
+    url = "file://" + str(second)
+    remote = run_build(videos, url, cfg, stages="1", progress=False, executor="ray", staging=tmp_path / "staging1")
     assert remote.url == url and remote.folder == tmp_path / "staging1"
     ls, rs = local.run.stage("sample"), remote.run.stage("sample")
     assert (rs.ok, rs.failed, dict(rs.failure_reasons)) == (ls.ok, ls.failed, dict(ls.failure_reasons)) == (
         3, 1, {"unreadable_video": 1})
     assert [f["id"] for f in rs.failures] == ["broken.mp4"]
-    assert sorted(remote.run.items, key=lambda i: i["id"]) == sorted(local.run.items, key=lambda i: i["id"])
-    fs = fsspec.filesystem("memory")
-    published = {p.split("/ve-test/build/", 1)[1] for p in fs.find("/ve-test/build")}
-    assert "store.sqlite" in published
+    assert _by_id(remote.run.items) == _by_id(local.run.items)
     frames = [f["path"] for item in remote.run.items for f in item["frames"]]
-    assert frames and all(p in published for p in frames)
+    assert frames and all((second / p).is_file() for p in frames)  # written by the workers
+    assert not (tmp_path / "staging1" / "frames").exists()
+    assert (second / "store.sqlite").is_file()  # published by the driver
     # A fresh staging folder: the store comes back from the URL and nothing is recomputed.
     again = run_build(videos, url, cfg, stages="1", progress=False, executor="ray", staging=tmp_path / "staging2")
     assert (again.run.stage("sample").computed, again.run.stage("sample").cached) == (0, 4)  # failures are final
-    assert sorted(again.run.items, key=lambda i: i["id"]) == sorted(local.run.items, key=lambda i: i["id"])
+    assert _by_id(again.run.items) == _by_id(local.run.items)
+    # memory:// is private to one process: refused for Ray with the reason.
+    with pytest.raises(UserError, match="memory:// lives inside one process"):
+        run_build(videos, "memory://ve-test/ray", cfg, stages="1", progress=False, executor="ray")
+
+
+def test_build_to_memory_url_reads_and_writes_frames_through_fsspec(tmp_path, tiny_vlm, minilm):
+    """The local executor, stages 1-4 into ``memory://``: frames written there by sampling, read
+    back from there by captioning, the same results as a plain folder."""
+    import fsspec
+
+    from videoespresso.curate import run_build
+
+    videos, cfg = _videos(tmp_path / "videos"), _small_config()
+    models = {"tiny:qwen2-vl": tiny_vlm, "minilm": minilm}
+    local = run_build(videos, tmp_path / "local", cfg, stages="1-4", progress=False, preloaded=models)
+    url = "memory://ve-test/build"
+    remote = run_build(videos, url, cfg, stages="1-4", progress=False, preloaded=models, staging=tmp_path / "st")
+    assert _by_id(remote.run.items) == _by_id(local.run.items)
+    assert remote.run.stage("caption").ok == 3
+    fs = fsspec.filesystem("memory")
+    published = {p.split("/ve-test/build/", 1)[1] for p in fs.find("/ve-test/build")}
+    assert {"store.sqlite", "responses.sqlite"} <= published
+    assert {f["path"] for item in remote.run.items for f in item["frames"]} <= published
 
 
 @pytest.mark.parametrize("args, message", [

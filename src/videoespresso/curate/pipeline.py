@@ -39,7 +39,9 @@ LOCK_FILE = "build.lock"
 
 def build_stages(config: Config, root: Path, pool: ModelPool) -> list[Stage]:
     """All ten stages, configured; a stage's models load only when it has work."""
-    root = Path(root)
+    from ..engine.storage import as_root
+
+    root = as_root(root)
     cur, models = config.curate, config.models
     llm_settings = config.generation
     if cur.max_new_tokens is not None:
@@ -200,21 +202,25 @@ def run_build(
         preloaded = None  # each Ray worker loads its own models; a driver's models cannot travel
     first, last = parse_stage_range(stages)
     items = discover_videos(source, limit)
-    url = str(out) if storage.is_remote(out) else None
+    url = str(out).rstrip("/") if storage.is_remote(out) else None
+    if url is not None and executor == "ray" and url.startswith("memory://"):
+        raise UserError(f"--out {url}: memory:// lives inside one process, Ray workers cannot share it; "
+                        "use a folder, file:// or an object store URL")
     out = storage.local_folder(out, staging)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a build folder")
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(config.cache) if config.cache else out / CACHE_FILE
     pool = ModelPool(config.models.options, cache=cache, preloaded=preloaded)
-    stage_list = build_stages(config, out, pool)[:last]
+    # Frames go where --out points (through fsspec for a URL); the store stays in ``out``.
+    stage_list = build_stages(config, url or out, pool)[:last]
     store_path = out / STORE_FILE
     startup = 0.0
     # One build per folder at a time: two would race on the export files.
     with OutputLock(out / LOCK_FILE, f"build folder {out}"):
         if url is not None:
             try:
-                storage.pull(url, out, STORE_FILE)
+                storage.pull(url, out, (STORE_FILE, CACHE_FILE))
             except Exception as exc:
                 raise UserError(f"--out {url}: cannot read the published build: {exc}") from None
         try:
@@ -230,7 +236,7 @@ def run_build(
             pool.close()
         exported = (
             export(result.items, out, config.curate.test_options_seed, test_ratio=config.curate.test_ratio,
-                   split_seed=config.curate.split_seed)
+                   split_seed=config.curate.split_seed, frames_root=url)
             if last == len(STAGE_NAMES) else None
         )
         if url is not None:

@@ -1,10 +1,13 @@
-"""Build folders on any fsspec filesystem: a local folder, ``file://``, or an object store URL.
+"""Build folders on any fsspec filesystem: a local folder, or a URL (``file://``, ``s3://``, ``gs://``,
+``memory://``, ...).
 
-A local path or a ``file://`` URL is used in place. Any other URL (``s3://``, ``gs://``,
-``memory://``, ...) is *published*: the run works in a local staging folder (the SQLite store,
-the response cache and the frames need a real file system), and the finished folder is copied to
-the URL. A staging folder without a store is first filled from the URL, so a run on another
-machine (or after the staging disk was lost) resumes from what the last run published.
+A plain path is used in place. For a URL, the stages write and read the frames through fsspec
+at ``<url>/frames/...`` (so Ray workers on other machines need no shared disk), while the SQLite
+store and the response cache live in a local staging folder on the driver (SQLite needs a real
+file system); at the end the staging folder (store, cache, key frames, exports) is published to
+the URL. A staging folder without a store is first filled with the published store and cache, so
+a run on another machine (or after the staging disk was lost) resumes from what the last run
+published.
 """
 
 from __future__ import annotations
@@ -28,15 +31,22 @@ def split_url(out: str | os.PathLike[str]) -> tuple[str | None, str]:
 
 
 def is_remote(out: str | os.PathLike[str]) -> bool:
+    """True for a URL (any protocol, ``file://`` included): written through fsspec."""
     protocol, _ = split_url(out)
-    return protocol not in (None, "file", "local")
+    return protocol is not None
+
+
+def as_root(root: str | os.PathLike[str]) -> Path | str:
+    """A build root as stages keep it: a ``Path`` for a local folder, the URL string otherwise."""
+    text = os.fspath(root)
+    return text.rstrip("/") if is_remote(text) else Path(text)
 
 
 def local_folder(out: str | os.PathLike[str], staging: str | os.PathLike[str] | None = None) -> Path:
-    """Where the run writes: the folder itself, or a staging folder for a remote URL
+    """Where the run keeps its store: the folder itself, or a staging folder for a URL
     (``staging`` or ``$VIDEOESPRESSO_HOME/staging/<hash of the URL>``)."""
     protocol, path = split_url(out)
-    if protocol in (None, "file", "local"):
+    if protocol is None:
         return Path(path)
     if staging is not None:
         return Path(staging)
@@ -57,27 +67,44 @@ def _files(folder: Path) -> Iterable[Path]:
             yield path
 
 
-def pull(url: str, folder: Path, marker: str) -> int:
-    """Copy the published build at ``url`` into ``folder`` when ``folder`` lacks ``marker``
-    (the store file); return the number of files copied."""
+def pull(url: str, folder: Path, names: Iterable[str]) -> int:
+    """Copy the files ``names`` (the store, the cache) of the build published at ``url`` into
+    ``folder`` when ``folder`` lacks the first of them; return the number of files copied."""
     folder = Path(folder)
-    if (folder / marker).exists():
+    names = list(names)
+    if (folder / names[0]).exists():
         return 0
     fs, root = _fs(url)
-    if not fs.exists(f"{root}/{marker}"):
-        return 0
     n = 0
-    for remote in fs.find(root):
-        rel = remote[len(root):].lstrip("/")
-        if not rel or rel.endswith(SKIP_SUFFIXES):
-            continue
-        target = folder / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        fs.get_file(remote, str(tmp))
-        tmp.replace(target)
-        n += 1
+    for name in names:
+        if fs.exists(f"{root}/{name}"):
+            tmp = folder / (name + ".tmp")
+            fs.get_file(f"{root}/{name}", str(tmp))
+            tmp.replace(folder / name)
+            n += 1
     return n
+
+
+def put_tree(local: Path, url: str) -> None:
+    """Upload the files under ``local`` to ``url`` (same relative paths)."""
+    fs, root = _fs(url)
+    fs.makedirs(root, exist_ok=True)
+    for path in _files(Path(local)):
+        rel = path.relative_to(local).as_posix()
+        if "/" in rel:
+            fs.makedirs(f"{root}/{rel.rsplit('/', 1)[0]}", exist_ok=True)
+        fs.put_file(str(path), f"{root}/{rel}")
+
+
+def get_file(url: str, local: Path) -> None:
+    fs, path = _fs(url)
+    fs.get_file(path, str(local))
+
+
+def open_url(url: str, mode: str = "rb"):
+    import fsspec
+
+    return fsspec.open(url, mode)
 
 
 def push(folder: Path, url: str, only: Iterable[str] | None = None) -> int:
@@ -95,4 +122,4 @@ def push(folder: Path, url: str, only: Iterable[str] | None = None) -> int:
     return len(paths)
 
 
-__all__ = ["is_remote", "local_folder", "pull", "push", "split_url"]
+__all__ = ["as_root", "get_file", "is_remote", "local_folder", "open_url", "pull", "push", "put_tree", "split_url"]
