@@ -23,8 +23,9 @@ from ._common import (
 @app.command("build")
 def build_command(
     videos: Path = typer.Argument(..., help="A folder of videos (searched recursively) or a text file listing one per line."),
-    out: str = typer.Option(..., "--out", "-o", help="Build folder: store, frames, exported files. A folder, file:// "
-                            "URL, or object-store URL (s3://, gs://, ...: built in a local staging folder, then published there)."),
+    out: str = typer.Option(..., "--out", "-o", help="Build folder: store, frames, exported files. A folder, or an fsspec "
+                            "URL (file://, s3://, gs://, ...): frames go there directly, the store to a local staging folder "
+                            "published there at the end."),
     profile: Optional[str] = ProfileOption,
     config: Optional[Path] = ConfigOption,
     dump_config: Optional[Path] = DumpConfigOption,
