@@ -83,3 +83,34 @@ def smollm2(smollm2_cache):
     from videoespresso.models.smollm2 import build_smollm2
 
     return load_hf(str(build_smollm2(smollm2_cache)), spec="smollm2", kind="chat")
+
+
+@pytest.fixture(scope="session")
+def built_dataset(tmp_path_factory, tiny_vlm, tiny_llm, minilm, tiny_grounder, tiny_clip) -> Path:
+    """A real build of three generated videos with the offline profile's tiny models (about 15 s):
+    ``dataset.jsonl``, the train/test files, frames and the store. Its videos sit in
+    ``<build>/../videos``. Shared read-only: copy it before changing anything."""
+    import yaml
+
+    from videoespresso.config import load_config
+    from videoespresso.curate import run_build
+    from videoespresso.video.synth import make_test_video
+
+    root = tmp_path_factory.mktemp("built-dataset")
+    videos = root / "videos"
+    make_test_video(videos / "a_mixed.mp4", "mixed", seconds=1.5)
+    make_test_video(videos / "b_static_moving.mp4", "static_moving", seconds=1.0)
+    make_test_video(videos / "c_moving.mp4", "moving", seconds=3.0)
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "sampling": {"max_side": 96},
+        "generation": {"max_new_tokens": 12},
+        "curate": {"batch_size": 1, "group_size": 2, "qa_per_group": 2, "max_text_chars": 16, "max_new_tokens": 120},
+    }))
+    models = {
+        "tiny:qwen2-vl": tiny_vlm, "tiny:qwen2": tiny_llm, "minilm": minilm,
+        "tiny:grounding-dino": tiny_grounder, "tiny:clip": tiny_clip,
+    }
+    out = root / "build"
+    run_build(videos, out, load_config("offline", config), preloaded=models, progress=False)
+    return out

@@ -50,6 +50,15 @@ class SamplingConfig(_Section):
     max_side: int | None = Field(448, description="resize frames so the longer side is at most this")
 
 
+class StageResourcesConfig(_Section):
+    """Overrides of one stage's declared resources (unset fields keep the stage's own)."""
+
+    cpus: float | None = Field(None, gt=0, description="CPUs per worker (fractions allowed)")
+    gpus: float | None = Field(None, ge=0, description="GPUs per worker (fractions allowed, e.g. 0.5)")
+    batch_size: int | None = Field(None, ge=1, description="inputs per process() call")
+    workers: int | None = Field(None, ge=1, description="copies of the stage running at once (Ray actor pool size)")
+
+
 class CurateConfig(_Section):
     redundancy_tau: float = Field(0.9, gt=0.0, le=1.0)
     group_size: int = Field(15, ge=1)
@@ -78,6 +87,10 @@ class CurateConfig(_Section):
     distractor_temperature: float = Field(0.0, ge=0.0, description="> 0 samples distractors (seeded by test_options_seed)")
     prompt_files: dict[str, str] = Field(
         default_factory=dict, description="template name (e.g. curate/qa) -> file replacing the packaged prompt"
+    )
+    resources: dict[str, StageResourcesConfig] = Field(
+        default_factory=dict,
+        description="stage name (sample .. options) -> cpus / gpus / batch_size / workers per stage",
     )
 
 

@@ -199,3 +199,15 @@ def test_missing_key_for_the_default_endpoint_and_bad_options(monkeypatch):
         load_model("openai:m@http://127.0.0.1:9/v1", device="cuda")
     with pytest.raises(ConfigError, match="image_format"):
         load_model("openai:m@http://127.0.0.1:9/v1", image_format="gif")
+
+
+def test_a_video_turn_is_sent_as_its_frames(vlm_server):
+    from videoespresso.models import VideoClip, user_video
+
+    client = _client(vlm_server)
+    frames = [_image((220, 30, 30)), _image((30, 30, 220))]
+    clip = VideoClip(frames=frames, indices=[0, 25], seconds=[0.0, 1.0], fps=25.0, total_frames=26)
+    parts = client._messages([user_video("What changes?", clip)])[0]["content"]
+    assert [p["type"] for p in parts] == ["image_url", "image_url", "text"]
+    as_video, as_images = client.generate([[user_video("What changes?", clip)], [user("What changes?", frames)]], SHORT)
+    assert as_video.prompt_tokens == as_images.prompt_tokens

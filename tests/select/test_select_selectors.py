@@ -270,7 +270,8 @@ def test_select_command_over_a_bench_file(tmp_path, clip, capsys):
     out = tmp_path / "sel.json"
     main(["select", "--bench", str(bench), "--video-root", str(clip.parent), "--selector", "uniform",
           "--frames", "4", "--out", str(out)])
-    assert "2 selected (4.00 frames on average), 1 failed" in " ".join(capsys.readouterr().out.split())
+    assert "0 reused, 2 selected, 1 failed (0 earlier failures retried); 2 in the file (4.00 frames on average)" in " ".join(
+        capsys.readouterr().out.split())
     selections = load_selections(out)
     assert set(selections) == {"0", "1"}
     assert [f.index for f in selections["1"].frames] == uniform_indices(60, 4)
@@ -292,3 +293,56 @@ def test_select_command_oracle_by_file_names(tmp_path, clip, capsys):
         main(["select", "--bench", str(bench), "--video-root", str(clip.parent), "--selector", "uniform",
               "--frame-fps", "10", "--out", str(out)])
     assert exc.value.code == 2
+
+
+def _select(argv, capsys):
+    from videoespresso.cli import main
+
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, " ".join(captured.out.split()), " ".join(captured.err.split())
+
+
+def test_select_resumes_retries_failures_and_refuses_other_settings(tmp_path, clip, capsys):
+    import shutil
+
+    items = [
+        {"video_path": name, "question": f"What happens {i}?", "options": ["(A): a", "(B): b", "(C): c", "(D): d"],
+         "correct_answer": "(A)", "task": "Causal Inference"}
+        for i, name in enumerate(["a.mp4", "b.mp4", "c.mp4"])
+    ]
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps(items))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(clip, videos / "a.mp4")
+    shutil.copy(clip, videos / "c.mp4")
+    out = tmp_path / "sel.json"
+    base = ["select", "--bench", str(bench), "--video-root", str(videos), "--selector", "uniform", "--out", str(out)]
+
+    code, text, _ = _select(base + ["--frames", "3"], capsys)
+    assert code == 0 and "0 reused, 2 selected, 1 failed" in text
+    assert set(json.loads(out.read_text())["failures"]) == {"1"}
+    assert json.loads(out.with_name("sel.json.manifest.json").read_text())["kind"] == "select"
+
+    # The missing video appears: the rerun tries only the failed question again.
+    shutil.copy(clip, videos / "b.mp4")
+    code, text, _ = _select(base + ["--frames", "3"], capsys)
+    assert code == 0 and "2 reused, 1 selected, 0 failed (1 earlier failures retried)" in text
+    body = json.loads(out.read_text())
+    assert list(body["selections"]) == ["0", "1", "2"] and "failures" not in body
+
+    # Done: nothing runs, nothing changes.
+    before = out.read_bytes()
+    code, text, _ = _select(base + ["--frames", "3"], capsys)
+    assert code == 0 and "nothing left to select" in text and out.read_bytes() == before
+
+    # Other settings are refused, naming the difference; --overwrite starts over.
+    code, _, err = _select(base + ["--frames", "5"], capsys)
+    assert code != 0 and "other settings" in err and "overrides" in err and out.read_bytes() == before
+    code, text, _ = _select(base + ["--frames", "5", "--overwrite"], capsys)
+    assert code == 0 and "0 reused, 3 selected" in text and "(5.00 frames on average)" in text

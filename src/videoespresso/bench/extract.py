@@ -18,7 +18,7 @@ Priority (the name recorded in :attr:`Extraction.rule`):
 5. ``paren``         exactly one distinct ``(X)`` in the text
 6. ``letter_punct``  exactly one distinct ``X.`` / ``X:`` / ``X)``
 7. ``option_text``   the reply is, or contains exactly one of, the option texts
-8. ``embedding``     optional: nearest option by a :class:`TextEmbedder` (the paper's protocol)
+8. ``embedding``     optional: nearest option by a :class:`TextEmbedder` (the paper mapped long answers with BGE-M3)
 9. ``judge``         optional: a :class:`ChatModel` asked to map the reply, which may say none
 
 When nothing decides, ``letter`` is None and ``rule`` is ``none:<reason>`` (``none:missing``,

@@ -74,6 +74,8 @@ def _comparison_rows(runs: Sequence[ScoreReport], board: Sequence[LeaderboardRow
             # those columns as if they were comparable.
             label = f"this run, partial ({len(run.score.per_task)} of 14 tasks)"
             weighted, unweighted = "n/a", "n/a"
+        if run.protocols:
+            label += " [" + "; ".join(p.split(":", 1)[0] for p in run.protocols) + " protocol]"
         rows.append([run.name, label, weighted, unweighted] + [_fmt(acc.get(c)) for c in [*columns, *extra]])
     for row in board:
         unweighted = sum(row.per_task.values()) / len(row.per_task)
@@ -247,10 +249,12 @@ def write_report(
         r_rows = [[rule, str(count), f"{100 * count / max(1, run.score.n):.1f}%"] for rule, count in rules]
         p_rows = [[kind, str(count)] for kind, count in sorted(run.problem_counts.items())]
         md += [f"## Run: {run.name}", "", f"Source: `{run.source}` (extraction mode: {run.mode})", ""]
+        md += [f"Protocol: {p}" for p in run.protocols] + ([""] if run.protocols else [])
         md += [_md_table(d_header, d_rows), "", "### Extraction rules", "", _md_table(["rule", "count", "share"], r_rows), ""]
         html_parts += [
             f"<h2>Run: {html.escape(run.name)}</h2>",
             f"<p class='note'>Source: <code>{html.escape(str(run.source))}</code> (extraction mode: {html.escape(run.mode)})</p>",
+            *[f"<p class='note'>Protocol: {html.escape(p)}</p>" for p in run.protocols],
             _html_table(d_header, d_rows),
             "<h3>Extraction rules</h3>",
             _html_table(["rule", "count", "share"], r_rows),

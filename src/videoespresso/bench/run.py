@@ -5,10 +5,16 @@ benchmark order. A rerun reads the file, drops a half-written last line left by 
 and answers only the questions not yet there; with the model response cache (SQLite, next to
 the predictions by default) even the question in flight when the run died costs nothing twice.
 
-Frames come from one of three sources, so a frame-selection method plugs in without patching:
-a sampler from :mod:`videoespresso.video` (``uniform:16`` by default), precomputed frame lists
-(a JSON file keyed by question id, read by :func:`videoespresso.select.load_selections`), or a
-selector by name (:func:`videoespresso.select.load_selector`).
+Frames come from one of four sources, so a frame-selection method plugs in without patching:
+a sampler from :mod:`videoespresso.video` (``uniform:16`` by default, ``official`` for the
+official per-video count), precomputed frame lists (a JSON file keyed by question id, read by
+:func:`videoespresso.select.load_selections`), a selector by name
+(:func:`videoespresso.select.load_selector`), or the items' released core-frame images
+(``core_frames_paths`` under a root; :func:`core_frames_source`).
+
+The frames reach the model as separate images (``input_form="images"``) or as one video
+(``"video"``: :class:`~videoespresso.models.protocols.VideoClip`, the processor's video path),
+as the official script passes them. :mod:`videoespresso.bench.protocol` names the two presets.
 
 Two answering modes: ``generate`` (the prompt, a reply, the extractor reads a letter) and
 ``logprob`` (the model's log-probability of each option letter after the prompt; the best letter
@@ -54,10 +60,19 @@ class EvalOptions:
     max_side: int | None = None
     #: Answer again the items whose earlier attempt failed (an unreadable video, a model error).
     retry_failed: bool = True
+    #: The preset the run follows (:mod:`videoespresso.bench.protocol`): "ours" or "official".
+    protocol: str = "ours"
+    #: How frames reach the model: "images" (one image each) or "video" (one video input).
+    input_form: str = "images"
+    #: Where frames come from: "video" (decoded) or "core-frames" (the items' core-frame images).
+    frames_from: str = "video"
 
 
 #: Options that do not change what a prediction holds (so a resume may change them).
 _NOT_RECORDED = ("batch_size", "retry_failed")
+#: Options added after manifests existed: recorded only when not at their default, so a run
+#: started before them still resumes (its manifest lacks them and they were at the default).
+_RECORDED_IF_SET = {"protocol": "ours", "input_form": "images", "frames_from": "video"}
 
 
 def run_settings(opts: EvalOptions, model_spec: str, model_options: dict[str, Any], bench_sha256: str) -> dict[str, Any]:
@@ -68,7 +83,11 @@ def run_settings(opts: EvalOptions, model_spec: str, model_options: dict[str, An
     """
     from dataclasses import fields
 
-    recorded = {f.name: getattr(opts, f.name) for f in fields(opts) if f.name not in _NOT_RECORDED}
+    recorded = {
+        f.name: getattr(opts, f.name)
+        for f in fields(opts)
+        if f.name not in _NOT_RECORDED and not (f.name in _RECORDED_IF_SET and getattr(opts, f.name) == _RECORDED_IF_SET[f.name])
+    }
     recorded["settings"] = opts.settings.model_dump(mode="json")
     recorded["prompt_template"] = template_id(opts.template)
     return {"model": model_spec, "model_options": model_options, **recorded, "bench_sha256": bench_sha256}
@@ -256,6 +275,72 @@ def selections_source(path: Path, max_side: int | None) -> FrameSource:
     return frames
 
 
+def _resolve_under(root: Path, relative: str, what: str, option: str) -> Path:
+    base = Path(os.path.abspath(root))
+    full = Path(os.path.abspath(base / relative))
+    if not full.is_relative_to(base):
+        raise UserError(f"{what} {relative!r} is outside {option} {root}; refused")
+    return full
+
+
+def core_frames_source(root: Path, fps: float = 1.0, max_side: int | None = None) -> FrameSource:
+    """The items' released core-frame images (``core_frames_paths``, resolved under ``root``).
+
+    File names that are numbers (``480.jpg``) are frame indices at ``fps`` frames per second:
+    the maintainers say frames were sampled at 1 fps and the core frames are those frames, so
+    ``480.jpg`` is at 480 s. Other names keep their order, at ``i / fps`` seconds. Images are
+    shrunk so the longer side is at most ``max_side`` (None: as they are).
+    """
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    if not fps > 0:
+        raise ConfigError(f"the core-frame fps must be positive, got {fps}")
+
+    def frames(item: BenchItem, video: Path) -> "tuple[list[FrameRef], list[Image]]":
+        if not item.core_frames_paths:
+            raise UserError("the item has no core_frames_paths")
+        found: list[tuple[FrameRef, Image]] = []
+        for position, relative in enumerate(item.core_frames_paths):
+            path = _resolve_under(root, relative, "core frame", "--core-root")
+            try:
+                with PILImage.open(path) as opened:
+                    image = opened.convert("RGB")
+            except FileNotFoundError:
+                raise UserError(f"core frame {relative!r} not found under --core-root {root}") from None
+            except (UnidentifiedImageError, OSError) as exc:
+                raise UserError(f"core frame {relative!r} is not a readable image ({exc})") from None
+            if max_side:
+                image.thumbnail((max_side, max_side))
+            stem = Path(relative).stem
+            index = int(stem) if stem.isdigit() else position
+            found.append((FrameRef(index=index, seconds=index / fps, path=relative), image))
+        found.sort(key=lambda pair: pair[0].index)
+        return [ref for ref, _ in found], [image for _, image in found]
+
+    return frames
+
+
+def video_clip(frames: Sequence[FrameRef], images: Sequence[Any]) -> Any:
+    """Frames as one :class:`~videoespresso.models.protocols.VideoClip`, the source's frame
+    rate read off the frames' indices and times (exact for a constant-rate video)."""
+    from ..models.protocols import VideoClip
+
+    if not frames:
+        raise UserError("no frames to make a video of")
+    first, last = frames[0], frames[-1]
+    if last.seconds > first.seconds and last.index > first.index:
+        fps = (last.index - first.index) / (last.seconds - first.seconds)
+    elif last.seconds > 0:
+        fps = last.index / last.seconds
+    else:
+        fps = 1.0
+    return VideoClip(
+        frames=list(images), indices=[f.index for f in frames], seconds=[f.seconds for f in frames],
+        fps=fps, total_frames=last.index + 1,
+    )
+
+
 def selector_source(
     name: str, config: "Config", max_side: int | None, items: Sequence[BenchItem] = ()
 ) -> FrameSource:
@@ -292,8 +377,15 @@ def _failure(item: BenchItem, reason: str, opts: EvalOptions, model_spec: str) -
         correct_answer=item.correct_answer,
         rule="none:error",
         error=reason,
-        extra={"options": list(item.options), "frames_source": opts.frames_label},
+        extra=_extra(item, opts),
     )
+
+
+def _extra(item: BenchItem, opts: EvalOptions) -> dict[str, Any]:
+    extra: dict[str, Any] = {"options": list(item.options), "frames_source": opts.frames_label}
+    if opts.protocol != "ours" or opts.input_form != "images":
+        extra.update(protocol=opts.protocol, input_form=opts.input_form)
+    return extra
 
 
 def _reason_family(reason: str) -> str:
@@ -336,8 +428,9 @@ def _run_eval(
     *,
     on_item: Callable[[Prediction], None] | None = None,
 ) -> EvalSummary:
+    from ..failpoints import failpoint
     from ..formats.jsonl import append_jsonl
-    from ..models.protocols import user
+    from ..models.protocols import user, user_video
 
     out.parent.mkdir(parents=True, exist_ok=True)
     repaired = repair_tail(out)
@@ -357,6 +450,7 @@ def _run_eval(
 
     def emit(pred: Prediction) -> None:
         append_jsonl(out, pred.model_dump(mode="json", exclude_none=True))
+        failpoint("eval:mid")
         if pred.error:
             summary.failed += 1
             reasons[_reason_family(pred.error)] += 1
@@ -374,13 +468,20 @@ def _run_eval(
         for item in batch:
             try:
                 frames, images = frame_source(item, resolve_video(item, video_root))
+                if not images:
+                    raise UserError("the frame source gave no frames")
             except EndpointDownError:
                 raise
             except UserError as exc:
                 results[item.id] = _failure(item, f"frames: {exc}", opts, spec)
                 continue
             ready.append((item, frames, images))
-        convs = [[user(render_prompt(it, opts.template, opts.with_evidence), images)] for it, _, images in ready]
+        convs = [
+            [user_video(render_prompt(it, opts.template, opts.with_evidence), video_clip(frames, images))]
+            if opts.input_form == "video"
+            else [user(render_prompt(it, opts.template, opts.with_evidence), images)]
+            for it, frames, images in ready
+        ]
         answers = _answer(model, convs, opts, ready)
         for (item, frames, _), answer in zip(ready, answers):
             if isinstance(answer, str):
@@ -451,7 +552,7 @@ def _call(model: Any, convs: list[Any], opts: EvalOptions) -> list[Any]:
 def _prediction(
     item: BenchItem, frames: list[FrameRef], answer: Any, opts: EvalOptions, spec: str, tmpl: str
 ) -> Prediction:
-    extra: dict[str, Any] = {"options": list(item.options), "frames_source": opts.frames_label}
+    extra = _extra(item, opts)
     if opts.mode == "logprob":
         scores = [float(x) for x in answer]
         best = max(range(len(scores)), key=scores.__getitem__)
@@ -487,8 +588,9 @@ def _prediction(
 def write_official(items: Sequence[BenchItem], predictions_path: Path, out: Path) -> int:
     """The official format: each benchmark item with ``model_output`` added (score.py runs on it).
 
-    Items without a prediction are left out; a failed item's ``model_output`` is empty, which the
-    official scorer counts as wrong. Returns the number of items written.
+    Every item is written, so score.py divides by the same count as on a complete run: an item
+    that failed, or that has no prediction yet, gets an empty ``model_output``, which score.py
+    counts as wrong (the failure itself is in our JSONL). Returns the number of items written.
     """
     from ..formats.bench import bench_item_to_official
     from ..formats.jsonl import read_jsonl, write_json_atomic
@@ -499,11 +601,10 @@ def write_official(items: Sequence[BenchItem], predictions_path: Path, out: Path
             outputs.setdefault(obj["id"], obj.get("output") or "")
     rows = []
     for item in items:
-        if item.id in outputs:
-            row = bench_item_to_official(item)
-            # Filtered runs do not keep the file's indices, so the id travels with the item.
-            row.setdefault("id", item.id)
-            row["model_output"] = outputs[item.id]
-            rows.append(row)
+        row = bench_item_to_official(item)
+        # Filtered runs do not keep the file's indices, so the id travels with the item.
+        row.setdefault("id", item.id)
+        row["model_output"] = outputs.get(item.id, "")
+        rows.append(row)
     write_json_atomic(out, rows, indent=2)
     return len(rows)

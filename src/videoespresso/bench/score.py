@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
-from ..errors import FormatError
+from ..errors import ConfigError, FormatError
 from ..schema import LETTERS, TASKS, BenchItem, Score, TaskScore, find_task
 from .extract import Extraction, Mode, extract_answer, legacy_extract
 
@@ -65,6 +65,9 @@ class ScoreReport(BaseModel):
     #: Whether every benchmark task is present (a run missing tasks is not comparable with the
     #: leaderboard's 14-task figures).
     complete: bool = True
+    #: How the scored run was produced (from its run manifest): one line per run, e.g.
+    #: "official: frames official (per-video count), input video, ...". Empty when unknown.
+    protocols: list[str] = Field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -83,6 +86,12 @@ class PredictionRecord:
     extra: dict[str, Any] = field(default_factory=dict)
     #: Why the run could not answer this item (an unreadable video, a model error), when it could not.
     error: str | None = None
+    #: The ``correct_answer`` value exactly as the file holds it (``"Option (B)"``, ``"[C]"``, 3):
+    #: the legacy scorer reads it with score.py's rule, not ours.
+    correct_raw: Any = None
+    #: Why the record is not a usable prediction ("no 'model_output'", "not an object"); only
+    #: read with ``keep_all`` (the legacy scorer counts such elements as wrong, as score.py does).
+    defect: str | None = None
 
 
 # --------------------------------------------------------------------------- reading
@@ -117,16 +126,20 @@ def _clean_options(options: Any) -> list[str] | None:
     return None if listed is None else [option_text(o) for o in listed]
 
 
-def read_predictions(path: str | Path) -> tuple[list[PredictionRecord], list[Problem]]:
-    """Read our predictions JSONL or an official-format JSON list (items + ``model_output``)."""
+def read_predictions(path: str | Path, *, keep_all: bool = False) -> tuple[list[PredictionRecord], list[Problem]]:
+    """Read our predictions JSONL or an official-format JSON list (items + ``model_output``).
+
+    With ``keep_all`` every element becomes a record, also those without an output or that are
+    not objects (their ``defect`` says why): the legacy scorer counts them, as score.py does.
+    """
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"predictions file {path} does not exist")
     with path.open("rb") as handle:
         head = handle.read(4096).lstrip()
     if head.startswith(b"["):
-        return _read_official(path)
-    return _read_jsonl(path)
+        return _read_official(path, keep_all)
+    return _read_jsonl(path, keep_all)
 
 
 def _what_it_is(path: Path) -> str:
@@ -158,7 +171,7 @@ def _what_it_is(path: Path) -> str:
     return "no line is a JSON object" if path.stat().st_size else "the file is empty"
 
 
-def _read_official(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
+def _read_official(path: Path, keep_all: bool = False) -> tuple[list[PredictionRecord], list[Problem]]:
     try:
         data = json.loads(path.read_text("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -169,10 +182,13 @@ def _read_official(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
     problems: list[Problem] = []
     for index, item in enumerate(data):
         if not isinstance(item, dict):
-            problems.append(Problem(kind="invalid_record", id=str(index), message=f"item {index} is not an object"))
+            if keep_all:
+                records.append(PredictionRecord(id=str(index), output=None, line=index, defect="not an object"))
+            else:
+                problems.append(Problem(kind="invalid_record", id=str(index), message=f"item {index} is not an object"))
             continue
         item_id = str(item.get("id", index))
-        if "model_output" not in item:
+        if "model_output" not in item and not keep_all:
             problems.append(
                 Problem(kind="invalid_record", id=item_id, message=f"item {item_id} has no 'model_output'")
             )
@@ -185,16 +201,19 @@ def _read_official(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
                 video=item.get("video_path") if isinstance(item.get("video_path"), str) else None,
                 correct=correct_letter(item.get("correct_answer")),
                 options=_clean_options(item.get("options")),
+                line=index,
                 extra={k: item[k] for k in ("question", "answer", "evidence") if isinstance(item.get(k), str)},
+                correct_raw=item.get("correct_answer"),
+                defect=None if "model_output" in item else "no 'model_output'",
             )
         )
-    if not records:
+    if not records or (keep_all and all(r.defect for r in records)):
         what = "a benchmark file without 'model_output'" if data else "an empty list"
         raise FormatError(f"{path} holds no predictions: it is {what}")
     return records, problems
 
 
-def _read_jsonl(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
+def _read_jsonl(path: Path, keep_all: bool = False) -> tuple[list[PredictionRecord], list[Problem]]:
     from ..formats.jsonl import read_jsonl
 
     records: list[PredictionRecord] = []
@@ -211,7 +230,7 @@ def _read_jsonl(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
             problems.append(Problem(kind="missing_id", line=line_no, message=f"line {line_no}: no 'id'"))
             continue
         item_id = str(item_id)
-        if "output" not in obj:
+        if "output" not in obj and not keep_all:
             problems.append(
                 Problem(kind="invalid_record", id=item_id, line=line_no, message=f"line {line_no}: item {item_id} has no 'output'")
             )
@@ -234,7 +253,7 @@ def _read_jsonl(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
         records.append(
             PredictionRecord(
                 id=item_id,
-                output=obj["output"],
+                output=obj.get("output"),
                 task=task if isinstance(task, str) else None,
                 video=video if isinstance(video, str) else None,
                 correct=correct_letter(obj.get("correct_answer")),
@@ -243,9 +262,11 @@ def _read_jsonl(path: Path) -> tuple[list[PredictionRecord], list[Problem]]:
                 rule=rule if isinstance(rule, str) else "",
                 line=line_no,
                 error=str(obj["error"]) if obj.get("error") else None,
+                correct_raw=obj.get("correct_answer"),
+                defect=None if "output" in obj else "no 'output'",
             )
         )
-    if not records:
+    if not records or (keep_all and all(r.defect for r in records)):
         raise FormatError(f"{path} holds no predictions: {_what_it_is(path)}")
     return records, problems
 
@@ -302,6 +323,9 @@ def score_records(
     ``outcomes``, when given, is filled with ``id -> (task, video, correct)`` for every scored
     item (what a paired comparison of two runs needs).
     """
+    if mode == "legacy":
+        return score_legacy(records, bench, problems=problems, partial=partial, name=name, source=source,
+                            max_examples=max_examples, outcomes=outcomes)
     found = list(problems)
     by_id = {item.id: item for item in bench} if bench is not None else None
     seen: set[str] = set()
@@ -334,11 +358,20 @@ def score_records(
                 )
                 continue
             task, truth, options, video = item.task, item.correct_answer, item.options, item.video_path
+        if rec.defect is not None:
+            found.append(Problem(kind="invalid_record", id=rec.id, line=rec.line, message=f"item {rec.id}: {rec.defect}"))
+            continue
         if not task or truth is None:
-            missing = "task" if not task else "correct_answer"
-            found.append(
-                Problem(kind="invalid_record", id=rec.id, line=rec.line, message=f"item {rec.id}: no {missing} (pass the benchmark file)")
-            )
+            if task and rec.correct_raw is not None:
+                # Our scoring reads "(A)", "A" and "A: text" only; score.py would read the first
+                # capital A-D of "Option (B)" or "[C]" (see --legacy).
+                message = f"item {rec.id}: correct_answer {str(rec.correct_raw)[:40]!r} is not a letter we read (pass the benchmark file)"
+                kind = "unreadable_answer"
+            else:
+                missing = "task" if not task else "correct_answer"
+                message = f"item {rec.id}: no {missing} (pass the benchmark file)"
+                kind = "invalid_record"
+            found.append(Problem(kind=kind, id=rec.id, line=rec.line, message=message))
             continue
 
         if rec.error is not None:
@@ -354,13 +387,12 @@ def score_records(
             rules["failed"] += 1
             continue
 
-        if mode == "legacy":
-            letter = legacy_extract(rec.output)
-            result = Extraction(letter, "legacy" if letter else "none:legacy")
-        elif rec.rule == "logprob" and rec.letter is not None:
+        if rec.rule == "logprob" and rec.letter is not None:
             result = Extraction(rec.letter, "logprob")
         else:
-            key = (rec.output, tuple(options) if options else None)
+            # A non-string output (a list, a number) is keyed by its type and repr: lists are unhashable.
+            output_key = rec.output if isinstance(rec.output, str) or rec.output is None else (type(rec.output).__name__, repr(rec.output))
+            key = (output_key, tuple(options) if options else None)
             result = memo.get(key)  # type: ignore[arg-type]
             if result is None:
                 result = extract_answer(
@@ -405,6 +437,114 @@ def score_records(
         unparsed_examples=examples,
         failures=failures,
         failed_rule=failed_rule,
+        complete=all(t.paper_name in present for t in TASKS),
+    )
+
+
+#: The task bucket of elements that name none (score.py counts them in its one accuracy).
+NO_TASK = "(no task)"
+
+
+def score_legacy(
+    records: Sequence[PredictionRecord],
+    bench: Sequence[BenchItem] | None = None,
+    *,
+    problems: Sequence[Problem] = (),
+    partial: bool = False,
+    name: str = "",
+    source: str | None = None,
+    max_examples: int = 20,
+    outcomes: dict[str, tuple[str, str, bool]] | None = None,
+) -> ScoreReport:
+    """Exactly what the official ``score.py`` counts: every element, right or wrong.
+
+    score.py divides by ``len(data)`` and counts an element right when the first capital A-D of
+    its ``model_output`` equals the first capital A-D of its ``correct_answer``. So elements
+    without an output, with a non-string output, with a truth only that rule can read
+    (``"Option (B)"``, ``"[C]"``) or with none at all, and repeated ids all count, each once per
+    appearance. Read the file with ``read_predictions(path, keep_all=True)`` to keep the elements
+    without an output. A failed item (its output is empty) is wrong.
+
+    Where the truth is missing from an element and ``bench`` has its id, the benchmark's letter
+    is used (our JSONL lines always carry it). Differences from our own scoring are listed as
+    problems of kind ``legacy_*`` (counted, unlike the default mode's problems); an element that
+    is not an object, where score.py itself would stop with an error, is counted wrong.
+    """
+    found = list(problems)
+    by_id = {item.id: item for item in bench} if bench is not None else None
+    seen: Counter[str] = Counter()
+    tasks: list[str] = []
+    videos: list[str] = []
+    correct: list[bool] = []
+    parsed: list[bool] = []
+    failed_flags: list[bool] = []
+    ids: list[str] = []
+    rules: Counter[str] = Counter()
+    examples: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+
+    for rec in records:
+        item = by_id.get(rec.id) if by_id is not None else None
+        truth_raw = rec.correct_raw if rec.correct_raw is not None else rec.correct
+        if truth_raw is None and item is not None:
+            truth_raw = f"({item.correct_answer})"
+        task = rec.task or (item.task if item is not None else None)
+        output = rec.output
+        if rec.error is not None:
+            failures.append({"id": rec.id, "task": task, "reason": rec.error})
+        seen[rec.id] += 1
+        where = f"item {rec.id}" + (f" (line {rec.line})" if rec.line is not None else "")
+        if seen[rec.id] == 2:
+            found.append(Problem(kind="legacy_repeated_id", id=rec.id, line=rec.line,
+                                 message=f"{where}: repeated id, counted again as score.py does"))
+        if rec.defect is not None:
+            found.append(Problem(kind="legacy_no_output", id=rec.id, line=rec.line,
+                                 message=f"{where}: {rec.defect}, counted as wrong as score.py does"))
+        elif output is not None and not isinstance(output, str):
+            found.append(Problem(kind="legacy_non_string_output", id=rec.id, line=rec.line,
+                                 message=f"{where}: the output is {type(output).__name__}, counted as wrong as score.py does"))
+        truth = legacy_extract(truth_raw)
+        if rec.defect == "not an object":
+            pass
+        elif truth is None:
+            found.append(Problem(kind="legacy_no_truth", id=rec.id, line=rec.line,
+                                 message=f"{where}: no capital A-D in correct_answer {truth_raw!r}; counted as wrong as score.py does"))
+        elif truth_raw is not None and correct_letter(truth_raw) is None:
+            found.append(Problem(kind="legacy_loose_truth", id=rec.id, line=rec.line,
+                                 message=f"{where}: correct_answer {str(truth_raw)[:40]!r} read as {truth} by score.py's rule only"))
+        letter = legacy_extract(output)
+        key = task_key(task) if task else NO_TASK
+        ids.append(rec.id)
+        tasks.append(key)
+        videos.append(rec.video or (item.video_path if item is not None else None) or f"item:{rec.id}:{rec.line}")
+        correct.append(letter is not None and letter == truth)
+        parsed.append(letter is not None or rec.error is not None)
+        failed_flags.append(rec.error is not None)
+        rules["failed" if rec.error is not None else ("legacy" if letter else "none:legacy")] += 1
+        if letter is None and rec.error is None and len(examples) < max_examples:
+            text = output if isinstance(output, str) else repr(output)
+            examples.append({"id": rec.id, "task": task, "rule": "none:legacy", "output": text[:500]})
+
+    if by_id is not None and not partial:
+        for item_id in by_id:
+            if item_id not in seen:
+                found.append(Problem(kind="missing_prediction", id=item_id,
+                                     message=f"item {item_id}: no prediction (score.py would not know it; not counted)"))
+    if outcomes is not None:
+        outcomes.update(zip(ids, zip(tasks, videos, correct)))
+    score = compute_score(tasks, videos, np.asarray(correct, dtype=bool), np.asarray(parsed, dtype=bool), rules,
+                          failed=np.asarray(failed_flags, dtype=bool))
+    present = {t.task for t in score.per_task}
+    return ScoreReport(
+        name=name,
+        source=source,
+        mode="legacy",
+        score=score,
+        problems=found,
+        problem_counts=dict(Counter(p.kind for p in found)),
+        unparsed_examples=examples,
+        failures=failures,
+        failed_rule="wrong",
         complete=all(t.paper_name in present for t in TASKS),
     )
 
@@ -571,7 +711,7 @@ def _score_file(
     partial: bool,
     name: str | None,
 ) -> ScoreReport:
-    records, problems = read_predictions(path)
+    records, problems = read_predictions(path, keep_all=mode == "legacy")
     bench = None
     if bench_path is not None:
         from ..formats.bench import read_bench
@@ -589,4 +729,18 @@ def _score_file(
         partial=partial,
         name=name if name is not None else Path(path).stem,
         source=str(path),
-    )
+    ).model_copy(update={"protocols": run_protocols(path)})
+
+
+def run_protocols(predictions: str | Path) -> list[str]:
+    """How the run behind a predictions file was produced, from its run manifest (one line)."""
+    from ..formats.manifest import read_manifest
+    from .protocol import describe_settings
+
+    try:
+        manifest = read_manifest(predictions)
+    except ConfigError:  # a broken manifest is eval's concern; scoring does not need it
+        return []
+    if manifest is None or manifest.get("kind") != "eval":
+        return []
+    return [describe_settings(manifest["settings"])]

@@ -54,6 +54,10 @@ from . import models_cmd as _models_cmd  # noqa: E402,F401
 from . import frames_cmd as _frames_cmd  # noqa: E402,F401
 from . import demo_cmd as _demo_cmd  # noqa: E402,F401
 from . import compare_cmd as _compare_cmd  # noqa: E402,F401
+from . import ui_cmd as _ui_cmd  # noqa: E402,F401
+from . import export_cmd as _export_cmd  # noqa: E402,F401
+from . import lmms_cmd as _lmms_cmd  # noqa: E402,F401
+from . import stats_cmd as _stats_cmd  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -40,7 +40,7 @@ def _progress():
 
 @app.command("eval")
 def eval_command(
-    bench: Path = typer.Option(..., "--bench", "-b", help="Benchmark file in the official shape (bench_hard.json)."),
+    bench: Path = typer.Option(..., "--bench", "-b", help="Benchmark file in the official shape (bench_hard.json), or a Hugging Face datasets folder from `export hf`."),
     video_root: Path = typer.Option(..., "--video-root", help="Folder the items' video_path values are relative to."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="VisionLanguageModel spec; default: the profile's reasoner."),
     out: Path = typer.Option(..., "--out", "-o", help="Predictions JSONL (appended to; a rerun resumes)."),
@@ -58,7 +58,12 @@ def eval_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Questions per model call (default: config eval.batch_size)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N items (after the task filter)."),
     task: Optional[list[str]] = typer.Option(None, "--task", help="Only these tasks (paper or leaderboard name); repeatable."),
-    max_side: Optional[int] = typer.Option(None, "--max-side", min=16, help="Resize frames so the longer side is at most this."),
+    max_side: Optional[int] = typer.Option(None, "--max-side", min=0, help="Resize frames so the longer side is at most this; 0: native size (default: config sampling.max_side)."),
+    protocol: str = typer.Option("ours", "--protocol", help="ours (16 uniform frames as images, resized, greedy) or official (the official script: per-video frame count, one video input, native size, temperature 0.8, 512 tokens, seed 0)."),
+    input_form: Optional[str] = typer.Option(None, "--input", help="How frames reach the model: images (one each) or video (one video input). Default: images; video under --protocol official."),
+    frames_from: str = typer.Option("video", "--frames-from", help="video (decode the item's video) or core-frames (the item's core_frames_paths images)."),
+    core_root: Optional[Path] = typer.Option(None, "--core-root", help="With --frames-from core-frames: folder the core_frames_paths are relative to (default: --video-root)."),
+    core_fps: float = typer.Option(1.0, "--core-fps", min=0.001, help="With --frames-from core-frames: the fps core-frame file names (480.jpg) count in (default 1, the maintainers' statement)."),
     official: Optional[Path] = typer.Option(None, "--official", help="Also write the official format (items + model_output) here."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Model response cache (SQLite); default: next to --out."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not cache model replies."),
@@ -70,14 +75,20 @@ def eval_command(
     """Run a vision-language model over the benchmark; predictions stream to JSONL and resume.
 
     A rerun resumes only with the settings recorded in OUT.manifest.json (model, generation
-    settings, frame source, template, mode, benchmark file); anything else is refused, naming
-    the difference. Items that failed before are answered again.
+    settings, frame source, input form, protocol, template, mode, benchmark file); anything else
+    is refused, naming the difference. Items that failed before are answered again.
+
+    --protocol official reproduces the official evaluation script; our default (ours) is
+    greedy, so a rerun gives the same answers.
 
     Example: videoespresso eval --bench bench_hard.json --video-root videos --model hf:Qwen/Qwen2-VL-7B-Instruct --out runs/qwen2vl.jsonl
+
+    Example: videoespresso eval --protocol official --bench bench_hard.json --video-root videos --model hf:Qwen/Qwen2-VL-7B-Instruct --out runs/qwen2vl-official.jsonl --official runs/qwen2vl-official.json
     """
     from ..bench.run import (
         EvalOptions,
         completed_ids,
+        core_frames_source,
         filter_items,
         run_eval,
         run_settings,
@@ -88,17 +99,46 @@ def eval_command(
         write_official,
     )
     from ..errors import ConfigError
-    from ..formats.bench import read_bench
-    from ..formats.manifest import check_resume, file_sha256, manifest_path
+    from ..formats.bench import bench_fingerprint, read_bench
+    from ..formats.manifest import check_resume, manifest_path
     from ..models.registry import load_model
 
+    from ..bench.protocol import INPUT_FORMS, OFFICIAL_SAMPLER, OFFICIAL_SETTINGS, PROTOCOLS
+
     cfg = effective_config(profile, config)
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    if input_form is not None and input_form not in INPUT_FORMS:
+        raise ConfigError(f"--input must be one of {', '.join(INPUT_FORMS)}, not {input_form!r}")
+    if max_side is not None and 0 < max_side < 16:
+        raise ConfigError(f"--max-side must be 0 (native size) or at least 16, not {max_side}")
+    if frames_from not in ("video", "core-frames"):
+        raise ConfigError(f"--frames-from must be video or core-frames, not {frames_from!r}")
+    if frames_from == "core-frames" and any(x is not None for x in (frames, sampler, frames_file, selector)):
+        raise ConfigError("--frames-from core-frames reads the items' core-frame images; drop --frames/--sampler/--frames-file/--selector")
+    if frames_from != "core-frames" and core_root is not None:
+        raise ConfigError("--core-root applies to --frames-from core-frames only")
+    if protocol == "official":
+        # The preset is the official script's run; a changed part would make it something else
+        # under the same name.
+        fixed = {
+            "--frames/--sampler/--frames-file/--selector": any(x is not None for x in (frames, sampler, frames_file, selector)),
+            "--frames-from core-frames": frames_from != "video", "--evidence": evidence, "--template": template != "official",
+            "--mode": mode != "generate", "--input": input_form not in (None, "video"), "--max-side": max_side not in (None, 0),
+            "--max-new-tokens/--temperature/--top-p/--seed": any(x is not None for x in (max_new_tokens, temperature, top_p, seed)),
+        }
+        changed = [name for name, was_set in fixed.items() if was_set]
+        if changed:
+            raise ConfigError(f"--protocol official fixes frames, input, size, decoding and prompt; drop {', '.join(changed)} "
+                              "(or use --protocol ours to choose them yourself)")
     if sum(x is not None for x in (frames_file, selector)) + (frames is not None or sampler is not None) > 1:
         raise ConfigError("choose one frame source: --frames/--sampler, --frames-file or --selector")
     if mode not in ("generate", "logprob"):
         raise ConfigError(f"--mode must be generate or logprob, not {mode!r}")
     if not video_root.is_dir():
         raise ConfigError(f"--video-root {video_root} is not a folder")
+    if core_root is not None and not core_root.is_dir():
+        raise ConfigError(f"--core-root {core_root} is not a folder")
     settings = cfg.generation.model_copy(
         update={
             k: v
@@ -108,9 +148,19 @@ def eval_command(
     )
     if top_p == 0.0:
         raise ConfigError("--top-p must be above 0 (0 keeps no token); use --temperature 0 for greedy decoding")
+    if protocol == "official":
+        settings = OFFICIAL_SETTINGS.model_copy()
     items = filter_items(read_bench(bench), task, limit)
     side = max_side if max_side is not None else cfg.sampling.max_side
-    if frames_file is not None:
+    if protocol == "official" or side == 0:
+        side = None
+    form = input_form or ("video" if protocol == "official" else "images")
+    if frames_from == "core-frames":
+        root = core_root or video_root
+        source, label = core_frames_source(root, core_fps, side), f"core-frames@{core_fps:g}fps"
+    elif protocol == "official":
+        source, label = sampler_source(OFFICIAL_SAMPLER, side), OFFICIAL_SAMPLER
+    elif frames_file is not None:
         source, label = selections_source(frames_file, side), f"frames-file:{frames_file.name}"
     elif selector is not None:
         source, label = selector_source(selector, cfg, side, items), f"selector:{selector}"
@@ -126,13 +176,16 @@ def eval_command(
         frames_label=label,
         max_side=side,
         retry_failed=retry_failed,
+        protocol=protocol,
+        input_form=form,
+        frames_from=frames_from,
     )
     spec = model or cfg.models.reasoner
     if overwrite:
         out.unlink(missing_ok=True)
         manifest_path(out).unlink(missing_ok=True)
     check_resume(
-        out, "eval", run_settings(opts, spec, cfg.model_options(spec), file_sha256(bench)),
+        out, "eval", run_settings(opts, spec, cfg.model_options(spec), bench_fingerprint(bench)),
         has_output=out.is_file() and out.stat().st_size > 0, overwrite=overwrite,
         legacy_settings=settings_from_lines(out),
     )
@@ -171,7 +224,9 @@ def eval_command(
         err_console.print(f"  {example}", highlight=False, markup=False)
     if official is not None:
         written = write_official(items, out, official)
-        console.print(f"official format: {written} items -> {official}")
+        unanswered = len(items) - len(completed_ids(out, include_failed=False) & wanted)
+        note = f" ({unanswered} failed or unanswered, written with an empty model_output: wrong for score.py)" if unanswered else ""
+        console.print(f"official format: {written} items -> {official}{note}")
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -183,8 +238,8 @@ def eval_command(
 def score_command(
     predictions: Path = typer.Argument(..., help="Predictions JSONL (from eval) or an official-format JSON list."),
     bench: Optional[Path] = typer.Option(None, "--bench", "-b", help="Benchmark file (optional when predictions carry task and correct_answer)."),
-    legacy: bool = typer.Option(False, "--legacy", help="Use the official score.py rule (first capital A-D anywhere)."),
-    embedder: Optional[str] = typer.Option(None, "--embedder", help="Map unreadable replies to the nearest option (the paper's protocol), e.g. minilm."),
+    legacy: bool = typer.Option(False, "--legacy", help="Count exactly what the official score.py counts: every element (missing outputs, repeats, loose truths such as 'Option (B)' included), first capital A-D anywhere in output and truth."),
+    embedder: Optional[str] = typer.Option(None, "--embedder", help="Map unreadable replies to the nearest option by text embedding, e.g. minilm (offline) or st:BAAI/bge-m3 (what the paper used)."),
     margin: float = typer.Option(0.0, "--margin", min=0.0, max=2.0, help="With --embedder: required cosine gap between best and second option."),
     judge_fallback: Optional[str] = typer.Option(None, "--judge-fallback", help="ChatModel that maps unreadable replies (may answer none)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON here."),
@@ -251,6 +306,11 @@ def _print_score(report) -> None:
     table.add_row(unweighted_label, str(len(score.per_task)), "", "", "", f"{score.overall_unweighted:.1f}", ci_u)
     console.print(table)
     console.print(f"95% CI: {score.interval_method}", highlight=False)
+    for line in report.protocols:
+        console.print(f"run protocol: {line}", highlight=False, markup=False)
+    if report.protocols and not all(p.startswith("official") for p in report.protocols):
+        console.print("the leaderboard ran the official protocol (eval --protocol official); runs under other "
+                      "protocols are not directly comparable with it", highlight=False)
     if not report.complete:
         err_console.print(
             f"[yellow]partial run: {len(score.per_task)} of 14 tasks; its averages are not comparable with the leaderboard's[/]"
@@ -268,13 +328,23 @@ def _print_score(report) -> None:
             err_console.print(f"  item {f['id']}: {f['reason']}", highlight=False, markup=False)
         if len(report.failures) > 20:
             err_console.print(f"  ... and {len(report.failures) - 20} more (see --json)")
-    if report.problems:
-        err_console.print(f"[yellow]{len(report.problems)} input problems (not scored):[/] "
-                          + ", ".join(f"{k} {v}" for k, v in sorted(report.problem_counts.items())), highlight=False)
-        for problem in report.problems[:20]:
+    counted = [p for p in report.problems if p.kind.startswith("legacy_")]
+    if counted:
+        kinds = Counter(p.kind for p in counted)
+        err_console.print(f"[yellow]{len(counted)} elements scored as score.py scores them, which our own scoring would "
+                          "leave out or read otherwise:[/] " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())),
+                          highlight=False)
+        for problem in counted[:20]:
             err_console.print(f"  {problem.message}", highlight=False, markup=False)
-        if len(report.problems) > 20:
-            err_console.print(f"  ... and {len(report.problems) - 20} more (see --json)")
+    if len(counted) < len(report.problems):
+        shown = [p for p in report.problems if not p.kind.startswith("legacy_")]
+        kinds = Counter(p.kind for p in shown)
+        err_console.print(f"[yellow]{len(shown)} input problems (not scored):[/] "
+                          + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())), highlight=False)
+        for problem in shown[:20]:
+            err_console.print(f"  {problem.message}", highlight=False, markup=False)
+        if len(shown) > 20:
+            err_console.print(f"  ... and {len(shown) - 20} more (see --json)")
 
 
 # --------------------------------------------------------------------------- judge
@@ -306,7 +376,8 @@ def judge_command(
     from ..bench.judge import CRITERIA, CRITERIA_LABELS, judge_answers, load_judge_inputs, read_judgements, summarize
     from ..bench.run import repair_tail
     from ..formats.jsonl import append_jsonl, write_json_atomic
-    from ..formats.manifest import check_resume, file_sha256, manifest_path
+    from ..formats.bench import bench_fingerprint
+    from ..formats.manifest import check_resume, manifest_path
     from ..models.registry import load_model
     from ..schema import GenerationSettings
 
@@ -318,7 +389,7 @@ def judge_command(
         out.unlink(missing_ok=True)
         manifest_path(out).unlink(missing_ok=True)
     settings = {"judge": spec, "model_options": cfg.model_options(spec), "max_new_tokens": max_new_tokens,
-                "constrained": constrained, "bench_sha256": file_sha256(bench) if bench is not None else None}
+                "constrained": constrained, "bench_sha256": bench_fingerprint(bench) if bench is not None else None}
     check_resume(out, "judge", settings, has_output=out.is_file() and out.stat().st_size > 0, overwrite=overwrite,
                  legacy_settings=_judge_settings_from_lines(out))
     repair_tail(out)

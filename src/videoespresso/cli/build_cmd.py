@@ -23,7 +23,9 @@ from ._common import (
 @app.command("build")
 def build_command(
     videos: Path = typer.Argument(..., help="A folder of videos (searched recursively) or a text file listing one per line."),
-    out: Path = typer.Option(..., "--out", "-o", help="Build folder: store, frames, exported files."),
+    out: str = typer.Option(..., "--out", "-o", help="Build folder: store, frames, exported files. A folder, or an fsspec "
+                            "URL (file://, s3://, gs://, ...): frames go there directly, the store to a local staging folder "
+                            "published there at the end."),
     profile: Optional[str] = ProfileOption,
     config: Optional[Path] = ConfigOption,
     dump_config: Optional[Path] = DumpConfigOption,
@@ -34,10 +36,18 @@ def build_command(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N videos."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bars."),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 3 when any item failed (the dataset is still written)."),
+    executor: str = typer.Option("local", "--executor", help="Where stages run: local (this process) or ray "
+                                 "(Ray Data; a local Ray unless --ray-address). Results are identical."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="A running Ray cluster for --executor ray "
+                                              "(auto, host:6379, ray://host:10001)."),
+    staging: Optional[Path] = typer.Option(None, "--staging", help="Local working folder when --out is an object-store "
+                                           "URL (default: under $VIDEOESPRESSO_HOME/staging)."),
 ) -> None:
     """Build a grounded chain-of-thought QA dataset from videos; a rerun resumes.
 
     Example: videoespresso build videos/ --out build/ --profile offline --limit 3
+
+    On Ray: videoespresso build videos/ --out s3://bucket/ve-build --executor ray --ray-address auto
     """
     from ..curate import run_build
     from ..engine import print_summary
@@ -47,9 +57,15 @@ def build_command(
     m = cfg.models
     note_random_weights({"captioner": m.captioner, "llm": m.llm, "grounder": m.grounder, "scorer": m.scorer}
                         | {f"judge {i + 1}": spec for i, spec in enumerate(m.judges)})
-    result = run_build(videos, out, cfg, stages=stages, limit=limit, progress=not no_progress, console=err_console)
+    result = run_build(videos, out, cfg, stages=stages, limit=limit, progress=not no_progress, console=err_console,
+                       executor=executor, ray_address=ray_address, staging=staging)
     print_summary(result.run, console)
     summary = result.run.to_dict()
+    summary["executor"] = executor
+    if executor == "ray":
+        summary["ray_startup_seconds"] = round(result.startup_seconds, 3)
+        console.print(f"Ray start-up: {result.startup_seconds:.1f} s (not in the stage times)")
+    url, out = result.url, result.folder
     failures = [(s.name, f) for s in result.run.stages for f in s.failures]
     for stage_name, f in failures[:50]:
         detail = f" ({f['detail']})" if f["detail"] else ""
@@ -67,6 +83,11 @@ def build_command(
             f"{result.exported.test} test (split by video)"
         )
     write_json_atomic(out / "summary.json", summary)
+    if url is not None:
+        from ..curate.pipeline import publish
+
+        publish(out, url, ["summary.json"])
+        console.print(f"published to {url} (staging folder {out})", highlight=False)
     if result.exported is not None and result.exported.items == 0:
         # A build that produced nothing is a failure for scripts, whatever the cause
         # (every video bad, the endpoint down): the reasons are in the table above.

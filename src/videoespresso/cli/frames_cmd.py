@@ -53,7 +53,7 @@ def frames_command(
         "fps:1",
         "--sampler",
         "-s",
-        help="uniform:K[:official|vlmevalkit|transformers|rounded], fps:R, "
+        help="uniform:K[:official|vlmevalkit|transformers|rounded], fps:R, official[:MAX], "
         "adaptive[:STATIC_FPS[:DYNAMIC_FPS[:THRESHOLD]]][:fast].",
     ),
     size: Optional[str] = typer.Option(None, "--size", help="Longest side (448) or exact size (320x240)."),

@@ -23,6 +23,7 @@ def serve_command(
     max_batch: int = typer.Option(8, "--max-batch", min=1, help="Concurrent requests batched into one call."),
     max_tokens_limit: int = typer.Option(4096, "--max-tokens-limit", min=1, help="Refuse requests asking for more max_tokens."),
     request_timeout: float = typer.Option(300.0, "--request-timeout", min=0.001, help="Seconds of generation per request; then the reply so far is returned."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="Require this bearer token on every endpoint (comma-separate several); default: $VIDEOESPRESSO_API_KEY."),
 ) -> None:
     """Serve a model through the OpenAI chat-completions API (/v1/chat/completions, /v1/models).
 
@@ -38,7 +39,10 @@ def serve_command(
             f"serve needs FastAPI and uvicorn (pip install 'videoespresso[serve]'): {exc}"
         ) from None
 
+    from ..serve.auth import api_keys
+
     parse_spec(model)
+    keys = api_keys(api_key)
     # Bind before loading: a taken port fails at once instead of after seconds of model loading, and
     # clients that connect early wait in the backlog.
     sock = bind_socket(host, port)
@@ -50,16 +54,17 @@ def serve_command(
         sock.close()
         raise
     served = name or model
-    if host not in _LOOPBACK:
+    if host not in _LOOPBACK and not keys:
         err_console.print(
             f"[yellow]warning:[/] listening on {host}, beyond this machine; the server has no authentication"
+            " (--api-key)"
         )
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     err_console.print(f"serving {model} as {served!r} at http://{shown}:{bound_port}/v1 (Ctrl-C stops)")
     try:
         run_server(backend, name=served, sock=sock, max_batch=max_batch, max_tokens_limit=max_tokens_limit,
-                   request_timeout_s=request_timeout)
+                   request_timeout_s=request_timeout, api_keys=keys)
     except KeyboardInterrupt:
         # uvicorn re-raises Ctrl-C after its graceful shutdown; stopping is the normal way out.
         pass

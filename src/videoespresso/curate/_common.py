@@ -91,12 +91,19 @@ def frame_path(root: Path, frame: dict[str, Any]) -> Path:
     return path if path.is_absolute() else root / path
 
 
-def load_images(root: Path, frames: Sequence[dict[str, Any]]) -> list[Any]:
+def load_images(root: Path | str, frames: Sequence[dict[str, Any]]) -> list[Any]:
+    """The frames' images; ``root`` is a folder or an fsspec URL (a build whose --out is one)."""
     from PIL import Image
 
     images = []
     for frame in frames:
-        with Image.open(frame_path(root, frame)) as img:
+        if isinstance(root, str) and not Path(frame["path"]).is_absolute():
+            from ..engine.storage import open_url
+
+            with open_url(f"{root}/{frame['path']}") as handle, Image.open(handle) as img:
+                images.append(img.convert("RGB"))
+            continue
+        with Image.open(frame_path(Path(root), frame)) as img:
             images.append(img.convert("RGB"))
     return images
 

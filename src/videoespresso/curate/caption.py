@@ -8,6 +8,7 @@ from typing import Any
 from ..engine import Item, Resources, derive, failed
 from ..models.protocols import user
 from ..schema import GenerationSettings
+from ..engine.storage import as_root
 from ._common import ModelPool, ModelStage, load_images
 from .schemas import clean_text
 
@@ -29,7 +30,7 @@ class CaptionFrames(ModelStage):
         prompt_files: dict[str, str] | None = None,
     ) -> None:
         super().__init__(pool, settings, resources or Resources(gpus=1, batch_size=4), prompt_files)
-        self.root = Path(root)
+        self.root = as_root(root)
         self.captioner = captioner
         self.frames_per_call = frames_per_call
 

@@ -109,8 +109,11 @@ def to_records(item: dict[str, Any], seed: int) -> dict[str, Any]:
 
 
 def export(
-    items: Sequence[dict[str, Any]], root: Path, seed: int = 0, *, test_ratio: float = 0.2, split_seed: int = 0
+    items: Sequence[dict[str, Any]], root: Path, seed: int = 0, *, test_ratio: float = 0.2, split_seed: int = 0,
+    frames_root: str | None = None,
 ) -> ExportResult:
+    """Write the four files into ``root``; ``frames_root`` is the fsspec URL holding the frames
+    when they are not under ``root``."""
     root = Path(root)
     items = sorted(items, key=lambda i: i["id"])
     splits = split_videos([item["video_id"] for item in items], test_ratio, split_seed)
@@ -121,7 +124,7 @@ def export(
     for item, rec in zip(items, records):
         core = item["core_frames"]
         frame_files = [f["path"] for f in core]
-        copies = _copy_keyframes(root, item["video_id"], core)
+        copies = _copy_keyframes(root, item["video_id"], core, frames_root)
         common = {
             "question": item["question"], "answer": item["answer"], "evidence": item["evidence"],
             "task": item["task"], "captions": list(item["core_captions"]),
@@ -155,7 +158,9 @@ def export(
     return ExportResult(items=len(records), files=files, train=len(train_video), test=len(bench))
 
 
-def _copy_keyframes(root: Path, video_id: str, frames: Sequence[dict[str, Any]]) -> list[str]:
+def _copy_keyframes(
+    root: Path, video_id: str, frames: Sequence[dict[str, Any]], frames_root: str | None = None
+) -> list[str]:
     folder = Path("keyframes") / safe_name(video_id)
     (root / folder).mkdir(parents=True, exist_ok=True)
     out = []
@@ -164,7 +169,12 @@ def _copy_keyframes(root: Path, video_id: str, frames: Sequence[dict[str, Any]])
         target = root / rel
         if not target.exists():
             tmp = target.with_suffix(".tmp")
-            shutil.copyfile(frame_path(root, f), tmp)
+            if frames_root is not None and not Path(f["path"]).is_absolute():
+                from ..engine.storage import get_file
+
+                get_file(f"{frames_root}/{f['path']}", tmp)
+            else:
+                shutil.copyfile(frame_path(root, f), tmp)
             tmp.replace(target)
         out.append(rel.as_posix())
     return out

@@ -6,6 +6,7 @@ Stage numbers, as ``--stages`` counts them: 1 sample, 2 caption, 3 dedup, 4 grou
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 from ..config import Config
 from ..engine import LocalExecutor, Resources, RunResult, Stage, Store
 from ..errors import UserError
+from ..failpoints import failpoint
 from ..locking import OutputLock
 from ._common import ModelPool
 from .caption import CaptionFrames
@@ -38,7 +40,9 @@ LOCK_FILE = "build.lock"
 
 def build_stages(config: Config, root: Path, pool: ModelPool) -> list[Stage]:
     """All ten stages, configured; a stage's models load only when it has work."""
-    root = Path(root)
+    from ..engine.storage import as_root
+
+    root = as_root(root)
     cur, models = config.curate, config.models
     llm_settings = config.generation
     if cur.max_new_tokens is not None:
@@ -48,7 +52,7 @@ def build_stages(config: Config, root: Path, pool: ModelPool) -> list[Stage]:
         "prompt_files": cur.prompt_files,
     }
     llm_resources = Resources(gpus=1, batch_size=cur.batch_size)
-    return [
+    stage_list = [
         SampleFrames(root, config.sampling.static_fps, config.sampling.dynamic_fps,
                      config.sampling.motion_threshold, config.sampling.max_side),
         CaptionFrames(root, pool, models.captioner, config.generation, frames_per_call=cur.batch_size,
@@ -65,6 +69,15 @@ def build_stages(config: Config, root: Path, pool: ModelPool) -> list[Stage]:
         WriteDistractors(pool, models.llm, temperature=cur.distractor_temperature, seed=cur.test_options_seed,
                          resources=llm_resources, **json_kwargs),
     ]
+    unknown = sorted(set(cur.resources) - set(STAGE_NAMES))
+    if unknown:
+        raise UserError(f"curate.resources: unknown stage(s) {', '.join(unknown)}; expected one of {', '.join(STAGE_NAMES)}")
+    for stage in stage_list:
+        override = cur.resources.get(stage.name)
+        if override is not None:
+            changes = {k: v for k, v in override.model_dump().items() if v is not None}
+            stage.resources = dataclasses.replace(stage.resources, **changes)
+    return stage_list
 
 
 def parse_stage_range(text: str | None) -> tuple[int, int]:
@@ -136,6 +149,29 @@ class BuildResult:
     run: RunResult
     exported: ExportResult | None
     store: Path
+    #: Where the run wrote (the build folder, or the staging folder of a remote ``out``).
+    folder: Path | None = None
+    #: The object-store URL the folder was published to, when ``out`` was one.
+    url: str | None = None
+    #: Seconds spent starting or connecting to Ray (0 for the local executor).
+    startup_seconds: float = 0.0
+
+
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(name: str, store: Store, *, ray_address: str | None = None, progress: bool = True,
+                  console: Any = None) -> LocalExecutor:
+    """The executor called ``name`` (``local`` or ``ray``) over ``store``."""
+    if name == "local":
+        if ray_address:
+            raise UserError("--ray-address needs --executor ray")
+        return LocalExecutor(store, progress=progress, console=console)
+    if name == "ray":
+        from ..engine.ray_executor import RayExecutor
+
+        return RayExecutor(store, address=ray_address, progress=progress, console=console)
+    raise UserError(f"--executor {name!r}: expected one of {', '.join(EXECUTORS)}")
 
 
 def run_build(
@@ -148,34 +184,78 @@ def run_build(
     preloaded: dict[str, Any] | None = None,
     progress: bool = True,
     console: Any = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    staging: str | Path | None = None,
 ) -> BuildResult:
-    """Build (or resume) a dataset from videos into ``out``; export after the last stage."""
+    """Build (or resume) a dataset from videos into ``out``; export after the last stage.
+
+    ``out`` is a folder, a ``file://`` URL or an object-store URL (``s3://``, ``gs://``,
+    ``memory://``): the latter is built in a local staging folder (filled from the URL first when
+    it holds an earlier run's store) and published to the URL at the end. ``executor`` is
+    ``local`` or ``ray`` (``ray_address``: a running cluster; none starts a local Ray).
+    """
+    from ..engine import storage
+
+    if executor not in EXECUTORS:
+        raise UserError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+    if executor == "ray" and preloaded:
+        preloaded = None  # each Ray worker loads its own models; a driver's models cannot travel
     first, last = parse_stage_range(stages)
     items = discover_videos(source, limit)
-    out = Path(out)
+    url = str(out).rstrip("/") if storage.is_remote(out) else None
+    if url is not None and executor == "ray" and url.startswith("memory://"):
+        raise UserError(f"--out {url}: memory:// lives inside one process, Ray workers cannot share it; "
+                        "use a folder, file:// or an object store URL")
+    out = storage.local_folder(out, staging)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a build folder")
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(config.cache) if config.cache else out / CACHE_FILE
     pool = ModelPool(config.models.options, cache=cache, preloaded=preloaded)
-    stage_list = build_stages(config, out, pool)[:last]
+    # Frames go where --out points (through fsspec for a URL); the store stays in ``out``.
+    stage_list = build_stages(config, url or out, pool)[:last]
     store_path = out / STORE_FILE
+    startup = 0.0
     # One build per folder at a time: two would race on the export files.
     with OutputLock(out / LOCK_FILE, f"build folder {out}"):
+        if url is not None:
+            try:
+                storage.pull(url, out, (STORE_FILE, CACHE_FILE))
+            except Exception as exc:
+                raise UserError(f"--out {url}: cannot read the published build: {exc}") from None
         try:
             with Store(store_path) as store:
-                executor = LocalExecutor(store, progress=progress, console=console)
-                result = executor.run(stage_list, items, replay_only={s.name for s in stage_list[: first - 1]})
+                runner = make_executor(executor, store, ray_address=ray_address, progress=progress, console=console)
+                try:
+                    result = runner.run(stage_list, items, replay_only={s.name for s in stage_list[: first - 1]})
+                finally:
+                    startup = getattr(runner, "startup_seconds", 0.0)
+                    if hasattr(runner, "close"):
+                        runner.close()
         finally:
             pool.close()
-        exported = (
-            export(result.items, out, config.curate.test_options_seed, test_ratio=config.curate.test_ratio,
-                   split_seed=config.curate.split_seed)
-            if last == len(STAGE_NAMES) else None
-        )
-    return BuildResult(run=result, exported=exported, store=store_path)
+        exported = None
+        if last == len(STAGE_NAMES):
+            failpoint("build:export")
+            exported = export(result.items, out, config.curate.test_options_seed, test_ratio=config.curate.test_ratio,
+                              split_seed=config.curate.split_seed, frames_root=url)
+        if url is not None:
+            publish(out, url)
+    return BuildResult(run=result, exported=exported, store=store_path, folder=out, url=url,
+                       startup_seconds=startup)
+
+
+def publish(folder: Path, url: str, only: list[str] | None = None) -> None:
+    """Copy a build folder (or some files of it) to an object-store URL."""
+    from ..engine import storage
+
+    try:
+        storage.push(folder, url, only)
+    except Exception as exc:
+        raise UserError(f"--out {url}: cannot publish the build: {type(exc).__name__}: {exc}") from None
 
 
 __all__ = [
-    "BuildResult", "STAGE_NAMES", "build_stages", "discover_videos", "parse_stage_range", "run_build",
+    "BuildResult", "EXECUTORS", "make_executor", "publish", "STAGE_NAMES", "build_stages", "discover_videos", "parse_stage_range", "run_build",
 ]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..engine import Item, Resources, Stage, derive, failed
+from ..engine.storage import as_root, put_tree
 from ..errors import VideoError
 
 
@@ -39,7 +41,7 @@ class SampleFrames(Stage):
         resources: Resources | None = None,
     ) -> None:
         super().__init__(resources or Resources(cpus=1, batch_size=1))
-        self.root = Path(root)
+        self.root = as_root(root)  # a folder, or an fsspec URL the frames are uploaded to
         self.static_fps = static_fps
         self.dynamic_fps = dynamic_fps
         self.motion_threshold = motion_threshold
@@ -64,7 +66,13 @@ class SampleFrames(Stage):
         try:
             with self.timed("decode"):
                 info = probe(video)
-                sampled, _images = sample_frames(video, sampler, out_dir=self.root / folder, size=self.max_side)
+                if isinstance(self.root, str):
+                    # A URL: sample into a private folder, then upload (a worker needs no shared disk).
+                    with tempfile.TemporaryDirectory(prefix="ve-frames-") as tmp:
+                        sampled, _images = sample_frames(video, sampler, out_dir=Path(tmp), size=self.max_side)
+                        put_tree(Path(tmp), f"{self.root}/{folder.as_posix()}")
+                else:
+                    sampled, _images = sample_frames(video, sampler, out_dir=self.root / folder, size=self.max_side)
         except VideoError as exc:
             return [failed(item, "unreadable_video", str(exc))]
         if not sampled.frames:

@@ -16,6 +16,7 @@ from ..engine import Item, Resources, derive, warn
 from ..formats.boxes import box_to_cxcywh100
 from ..formats.evidence import EvidenceObject, EvidencePart, render_evidence
 from ..schema import Box
+from ..engine.storage import as_root
 from ._common import ModelPool, ModelStage, load_images
 
 
@@ -71,7 +72,7 @@ class GroundObjects(ModelStage):
         resources: Resources | None = None,
     ) -> None:
         super().__init__(pool, resources=resources or Resources(gpus=1, batch_size=8))
-        self.root = Path(root)
+        self.root = as_root(root)
         self.grounder_spec, self.scorer_spec = grounder, scorer
         self.box_threshold, self.text_threshold, self.clip_threshold = box_threshold, text_threshold, clip_threshold
         self.max_boxes = max_boxes

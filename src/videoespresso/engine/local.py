@@ -6,12 +6,13 @@ import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..failpoints import failpoint
 from .stage import DROP, FAILURE, FROM, PROVENANCE, WARNINGS, Item, Stage, content_hash
 from .store import ResultKey, Store, StoredResult
 
@@ -109,6 +110,7 @@ class LocalExecutor:
             console=self.console, disable=not self.show_progress,
         ) as progress:
             for stage in stages:
+                failpoint(f"build:before:{stage.name}")
                 current, st = self._run_stage(stage, current, progress, stage.name in (replay_only or ()))
                 stats.append(st)
         result = RunResult(items=current, stages=stats, seconds=time.perf_counter() - start)
@@ -136,27 +138,9 @@ class LocalExecutor:
             todo = []
         task = progress.add_task(stage.name, total=len(items), completed=st.cached)
         if todo:
-            timings_before = dict(stage.timings)
-            calls_before = stage.model_calls
-            if id(stage) not in self._ready:
-                with stage.timed("setup"):
-                    stage.setup()
-                self._ready.add(id(stage))
             stamp = content_hash(stage.fingerprint())[:12]
-            size = max(1, stage.resources.batch_size)
-            for begin in range(0, len(todo), size):
-                batch = todo[begin : begin + size]
-                batch_results = self._process_batch(stage, batch, stamp)
-                self.store.put_many(batch_results)
-                for key, res in batch_results:
-                    results[key.key] = res
-                progress.advance(task, len(batch))
+            st.model_calls, st.timings = self._compute(stage, todo, stamp, results, lambda n: progress.advance(task, n))
             st.computed = len(todo)
-            st.model_calls = stage.model_calls - calls_before
-            st.timings = {
-                k: v - timings_before.get(k, 0.0) for k, v in stage.timings.items()
-                if v - timings_before.get(k, 0.0) > 0
-            }
         outputs: list[Item] = []
         for key in keys:
             res = results.get(key.key)
@@ -184,45 +168,77 @@ class LocalExecutor:
         st.seconds = time.perf_counter() - t0
         return outputs, st
 
-    def _process_batch(
-        self, stage: Stage, batch: list[tuple[Item, ResultKey]], stamp: str
-    ) -> list[tuple[ResultKey, StoredResult]]:
-        start = time.perf_counter()
-        try:
-            outs = stage.process([item for item, _ in batch])
-            grouped = _group_by_source(stage, [item for item, _ in batch], outs)
-        except Exception as exc:
-            if len(batch) > 1:
-                # Isolate the item that raised so the rest of the batch still gets its results.
-                isolated: list[tuple[ResultKey, StoredResult]] = []
-                for one in batch:
-                    isolated.extend(self._process_batch(stage, [one], stamp))
-                return isolated
-            item, key = batch[0]
-            return [(key, StoredResult(
-                key=key.key, stage=stage.name, item_id=item["id"], status="error", outputs=[],
-                reason=type(exc).__name__, detail=str(exc),
-                raw="".join(traceback.format_exception(exc)),
-                seconds=time.perf_counter() - start,
-            ))]
-        per_item = (time.perf_counter() - start) / len(batch)
-        written: list[tuple[ResultKey, StoredResult]] = []
-        for item, key in batch:
-            produced = grouped.get(item["id"], [])
-            failure = next((o[FAILURE] for o in produced if FAILURE in o), None)
-            drop = next((o[DROP] for o in produced if DROP in o), None)
-            if failure is not None:
-                res = StoredResult(key.key, stage.name, item["id"], "failed", [], failure.get("reason"),
-                                   failure.get("detail"), failure.get("raw"), per_item)
-            elif drop is not None:
-                res = StoredResult(key.key, stage.name, item["id"], "dropped", [], drop.get("reason"),
-                                   drop.get("detail"), None, per_item)
-            else:
-                for out in produced:
-                    out[PROVENANCE] = {**item.get(PROVENANCE, {}), stage.name: stamp}
-                res = StoredResult(key.key, stage.name, item["id"], "ok", produced, seconds=per_item)
-            written.append((key, res))
-        return written
+    def _compute(
+        self, stage: Stage, todo: list[tuple[Item, ResultKey]], stamp: str,
+        results: dict[str, StoredResult], advance: Callable[[int], None],
+    ) -> tuple[int, dict[str, float]]:
+        """Process ``todo`` batch by batch, write each batch to the store as it returns and into
+        ``results``; return the model calls made and the time by kind. Other executors override
+        this (and only this)."""
+        timings_before = dict(stage.timings)
+        calls_before = stage.model_calls
+        if id(stage) not in self._ready:
+            with stage.timed("setup"):
+                stage.setup()
+            self._ready.add(id(stage))
+        size = max(1, stage.resources.batch_size)
+        for begin in range(0, len(todo), size):
+            batch = todo[begin : begin + size]
+            batch_results = process_batch(stage, batch, stamp)
+            self.store.put_many(batch_results)
+            for key, res in batch_results:
+                results[key.key] = res
+            if begin == 0:
+                failpoint(f"build:mid:{stage.name}")
+            advance(len(batch))
+        timings = {
+            k: v - timings_before.get(k, 0.0) for k, v in stage.timings.items()
+            if v - timings_before.get(k, 0.0) > 0
+        }
+        return stage.model_calls - calls_before, timings
+
+
+def process_batch(
+    stage: Stage, batch: list[tuple[Item, ResultKey]], stamp: str
+) -> list[tuple[ResultKey, StoredResult]]:
+    """Run one batch through ``stage.process``: one result per input (outputs stamped with
+    provenance, a failure, a drop, or an error isolated to the item that raised)."""
+    start = time.perf_counter()
+    try:
+        outs = stage.process([item for item, _ in batch])
+        grouped = _group_by_source(stage, [item for item, _ in batch], outs)
+    except Exception as exc:
+        if len(batch) > 1:
+            # Isolate the item that raised so the rest of the batch still gets its results.
+            isolated: list[tuple[ResultKey, StoredResult]] = []
+            for one in batch:
+                isolated.extend(process_batch(stage, [one], stamp))
+            return isolated
+        item, key = batch[0]
+        return [(key, StoredResult(
+            key=key.key, stage=stage.name, item_id=item["id"], status="error", outputs=[],
+            reason=type(exc).__name__, detail=str(exc),
+            raw="".join(traceback.format_exception(exc)),
+            seconds=time.perf_counter() - start,
+        ))]
+    per_item = (time.perf_counter() - start) / len(batch)
+    written: list[tuple[ResultKey, StoredResult]] = []
+    for item, key in batch:
+        produced = grouped.get(item["id"], [])
+        failure = next((o[FAILURE] for o in produced if FAILURE in o), None)
+        drop = next((o[DROP] for o in produced if DROP in o), None)
+        if failure is not None:
+            res = StoredResult(key.key, stage.name, item["id"], "failed", [], failure.get("reason"),
+                               failure.get("detail"), failure.get("raw"), per_item)
+        elif drop is not None:
+            res = StoredResult(key.key, stage.name, item["id"], "dropped", [], drop.get("reason"),
+                               drop.get("detail"), None, per_item)
+        else:
+            for out in produced:
+                out[PROVENANCE] = {**item.get(PROVENANCE, {}), stage.name: stamp}
+            res = StoredResult(key.key, stage.name, item["id"], "ok", produced, seconds=per_item)
+        written.append((key, res))
+    return written
 
 
 def _group_by_source(stage: Stage, inputs: list[Item], outs: list[Item]) -> dict[str, list[Item]]:

@@ -44,6 +44,9 @@ class Resources:
     cpus: float = 1.0
     gpus: float = 0.0
     batch_size: int = 8
+    #: Copies of the stage a distributed executor runs at once (actors of its pool); the local
+    #: executor runs one.
+    workers: int = 1
 
 
 def canonical_json(value: Any) -> str:

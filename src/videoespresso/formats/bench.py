@@ -79,7 +79,14 @@ def parse_bench_item(raw: Any, index: int, where: str, problems: list[str]) -> B
 
 
 def read_bench(path: str | Path) -> list[BenchItem]:
-    """Read a benchmark file; a malformed one raises FormatError naming each bad item."""
+    """Read a benchmark file; a malformed one raises FormatError naming each bad item.
+
+    A Hugging Face ``datasets`` folder written by :mod:`videoespresso.formats.hf` (a benchmark
+    export, or a build export's test split) is read too."""
+    if Path(path).is_dir():
+        from .hf import load_bench_items
+
+        return load_bench_items(path)
     data = load_json_list(path, "benchmark")
     if not isinstance(data, list):
         raise_problems(path, "benchmark", ["the top level must be a JSON list of items"])
@@ -123,6 +130,22 @@ def bench_item_to_official(item: BenchItem) -> dict[str, Any]:
         extra.setdefault("id", item.id)
     out.update(extra)
     return out
+
+
+def bench_fingerprint(path: str | Path) -> str:
+    """SHA-256 of a benchmark file, or of a folder's files (names and contents) for an HF folder."""
+    import hashlib
+
+    from .manifest import file_sha256
+
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode("utf-8") + b"\0")
+        digest.update(file_sha256(file).encode("ascii"))
+    return digest.hexdigest()
 
 
 def write_bench(items: Iterable[BenchItem], path: str | Path) -> None:

@@ -7,10 +7,12 @@ from .protocols import (
     ImageTextScorer,
     PhraseGrounder,
     TextEmbedder,
+    VideoClip,
     VisionLanguageModel,
     assistant,
     system,
     user,
+    user_video,
 )
 from .registry import ModelSpec, load_model, parse_spec
 
@@ -22,10 +24,12 @@ __all__ = [
     "ModelSpec",
     "PhraseGrounder",
     "TextEmbedder",
+    "VideoClip",
     "VisionLanguageModel",
     "assistant",
     "load_model",
     "parse_spec",
     "system",
     "user",
+    "user_video",
 ]

@@ -51,6 +51,13 @@ def conversation_hash(conversation: Conversation) -> str:
             digest.update(b"\x00image\x00")
             digest.update(f"{image.mode}:{image.size[0]}x{image.size[1]}".encode("ascii"))
             digest.update(image.tobytes())
+        video = getattr(turn, "video", None)
+        if video is not None:
+            # A video and the same frames as images reach the model differently: other keys.
+            digest.update(f"\x00video\x00{video.fps!r}:{video.total_frames}:{video.indices}".encode("ascii"))
+            for frame in video.frames:
+                digest.update(f"{frame.mode}:{frame.size[0]}x{frame.size[1]}".encode("ascii"))
+                digest.update(frame.tobytes())
     return digest.hexdigest()
 
 

@@ -597,10 +597,10 @@ class HFChatModel(_HFGenerator):
     def _render(self, conversation: Conversation, index: int) -> str:
         messages = []
         for message in conversation:
-            if message.images:
+            if message.visuals:
                 raise UserError(
                     f"{self.spec} is a text-only chat model; conversation {index} has "
-                    f"{len(message.images)} image(s) in a {message.role} turn"
+                    f"{len(message.visuals)} image(s) or video frame(s) in a {message.role} turn"
                 )
             messages.append({"role": message.role, "content": message.text})
         if not getattr(self.tokenizer, "chat_template", None):
@@ -635,6 +635,8 @@ class HFVisionLanguageModel(_HFGenerator):
         messages = []
         for message in conversation:
             content: list[dict[str, Any]] = [{"type": "image"} for _ in message.images]
+            if message.video is not None:
+                content.append({"type": "video"})
             content.append({"type": "text", "text": message.text})
             messages.append({"role": message.role, "content": content})
         return _apply_template(self.processor.apply_chat_template, messages)
@@ -643,16 +645,39 @@ class HFVisionLanguageModel(_HFGenerator):
         # One list of images per prompt: processors that split a batch by sample need the nesting,
         # the others flatten it.
         images = [[_rgb(img) for m in conv for img in m.images] for conv in conversations]
-        if not any(images):
+        clips = [m.video for conv in conversations for m in conv if m.video is not None]
+        if not any(images) and not clips:
             return self.processor(text=prompts, padding=True, return_tensors="pt").to(self.device)
+        kwargs: dict[str, Any] = {}
+        if any(images):
+            kwargs["images"] = images
+        if clips:
+            kwargs.update(self._video_inputs(clips))
         try:
-            inputs = self.processor(text=prompts, images=images, padding=True, return_tensors="pt")
+            inputs = self.processor(text=prompts, padding=True, return_tensors="pt", **kwargs)
         except ValueError as exc:
             # Image processors reject degenerate images (1x5000, a side below the patch size)
             # with a ValueError: bad input of this batch, not a bug.
-            sizes = ", ".join(f"{i.size[0]}x{i.size[1]}" for row in images for i in row)
+            pictures = [i for row in images for i in row] + [f for clip in clips for f in clip.frames]
+            sizes = ", ".join(f"{i.size[0]}x{i.size[1]}" for i in pictures)
             raise UserError(f"{self.spec}: the processor rejected the images ({sizes}): {exc}") from None
         return inputs.to(self.device, dtype=self.dtype)
+
+    def _video_inputs(self, clips: Sequence[Any]) -> dict[str, Any]:
+        """The processor's video arguments: the frames as they are (we sampled them already),
+        with each clip's source fps, length and frame indices as metadata, so processors that
+        place frames in time (timestamps, temporal position ids) see where each frame was."""
+        if getattr(self.processor, "video_processor", None) is None:
+            raise UserError(f"{self.spec}: this model's processor has no video path; use the image input (--input images)")
+        from transformers.video_utils import VideoMetadata
+
+        videos = [[_rgb(f) for f in clip.frames] for clip in clips]
+        metadata = [
+            VideoMetadata(total_num_frames=clip.total_frames, fps=clip.fps, duration=clip.duration_s,
+                          frames_indices=list(clip.indices))
+            for clip in clips
+        ]
+        return {"videos": videos, "video_metadata": metadata, "do_sample_frames": False}
 
 
 def _rgb(image: Any) -> "Image":

@@ -220,12 +220,15 @@ class OpenAIModel:
     def _messages(self, conversation: Conversation) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         for turn in conversation:
-            if not turn.images:
+            # A video goes as its frames, one image part each: every OpenAI-compatible server
+            # (vLLM, SGLang, OpenAI) accepts several images, few accept inline video.
+            pictures = turn.visuals
+            if not pictures:
                 messages.append({"role": turn.role, "content": turn.text})
                 continue
             parts: list[dict[str, Any]] = [
                 {"type": "image_url", "image_url": {"url": self.image_data_url(img)}}
-                for img in turn.images
+                for img in pictures
             ]
             if turn.text:
                 parts.append({"type": "text", "text": turn.text})

@@ -28,12 +28,47 @@ JsonSchema = Any
 
 
 @dataclass
+class VideoClip:
+    """Frames of one video, to be shown to a model as a video (not as separate images).
+
+    ``indices`` and ``seconds`` say where each frame sits in the source video (``fps`` frames
+    per second, ``total_frames`` long): processors that place frames in time read them.
+    """
+
+    frames: list["Image"]
+    indices: list[int]
+    seconds: list[float]
+    fps: float
+    total_frames: int
+
+    def __post_init__(self) -> None:
+        if not self.frames:
+            raise UserError("a video clip needs at least one frame")
+        if not (len(self.frames) == len(self.indices) == len(self.seconds)):
+            raise UserError(
+                f"a video clip has {len(self.frames)} frames but {len(self.indices)} indices and {len(self.seconds)} times"
+            )
+        if not self.fps > 0:
+            raise UserError(f"a video clip needs a positive fps, got {self.fps}")
+
+    @property
+    def duration_s(self) -> float:
+        return self.total_frames / self.fps
+
+
+@dataclass
 class ChatMessage:
-    """One chat turn. ``images`` are shown to the model before ``text`` in the same turn."""
+    """One chat turn. ``images`` (or the ``video``) are shown to the model before ``text``."""
 
     role: Role
     text: str
     images: list["Image"] = field(default_factory=list)
+    video: VideoClip | None = None
+
+    @property
+    def visuals(self) -> list["Image"]:
+        """Every picture of the turn: its images, then its video's frames."""
+        return [*self.images, *(self.video.frames if self.video is not None else [])]
 
 
 #: One generation request: a conversation.
@@ -43,6 +78,11 @@ Conversation = list[ChatMessage]
 def user(text: str, images: Sequence["Image"] = ()) -> ChatMessage:
     """A user turn, optionally with images placed before the text."""
     return ChatMessage(role="user", text=text, images=list(images))
+
+
+def user_video(text: str, video: VideoClip) -> ChatMessage:
+    """A user turn showing a video (frames with their times) before the text."""
+    return ChatMessage(role="user", text=text, video=video)
 
 
 def system(text: str) -> ChatMessage:

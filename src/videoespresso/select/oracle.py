@@ -5,8 +5,11 @@ frames, or any list of :class:`~videoespresso.schema.FrameRef`), each core frame
 frame nearest its time. The official test file records neither times nor the fps its frame
 numbers refer to, only the core frames' captions; those are matched to the candidates' captions
 with a text embedder (each core caption picks its most similar candidate; the score is the
-cosine similarity). When the caller knows the fps the file names (``480.jpg``) count in,
-``frame_fps`` turns them into times instead.
+cosine similarity). Core-frame file names that are numbers (``480.jpg``) are frame indices at
+``frame_fps`` frames per second, 1 by default: the maintainers say the videos were sampled at 1
+fps and the core frames are those sampled frames. A name whose time lies past the end of the
+video shows the fps is wrong for that file; the captions are matched instead. ``frame_fps=None``
+always matches captions.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class OracleSelector(CandidateMixin, FrameSelector):
         captioner: Any = None,
         candidates: int = 16,
         image_size: int | None = 448,
-        frame_fps: float | None = None,
+        frame_fps: float | None = 1.0,
         settings: GenerationSettings | None = None,
     ) -> None:
         super().__init__(
@@ -96,6 +99,15 @@ class OracleSelector(CandidateMixin, FrameSelector):
         item = self._find(item_id, question)
         times = self._recorded_times(item)
         with open_reader(video) as reader:
+            if times and isinstance(item, BenchItem) and max(times) > reader.duration_s + 1.0:
+                # File-name indices past the end: frame_fps is not the fps this file counts in.
+                if not item.core_frames_captions:
+                    raise SelectionError(
+                        f"oracle selector: item {item_id or question!r}: core frame at {max(times):g} s "
+                        f"(file-name index at {self.frame_fps:g} fps) is past the video's end "
+                        f"({reader.duration_s:g} s) and there are no captions to match instead"
+                    )
+                times = []
             if times:
                 refs = reader.refs([reader.index_nearest(t) for t in times])
                 return self._selection(

@@ -48,6 +48,11 @@ def save_selections(
 
 def load_selections(path: "str | os.PathLike[str]") -> dict[str, Selection]:
     """Read a selections file; a plain ``{id: selection}`` object is accepted too."""
+    return read_selections_file(path)[0]
+
+
+def read_selections_file(path: "str | os.PathLike[str]") -> tuple[dict[str, Selection], dict[str, str]]:
+    """A selections file's selections and its recorded failures (question id -> reason)."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"selections file {path} does not exist")
@@ -55,12 +60,16 @@ def load_selections(path: "str | os.PathLike[str]") -> dict[str, Selection]:
         data = json.loads(path.read_text("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FormatError(f"selections file {path} is not valid JSON: {exc}") from None
+    failures: dict[str, str] = {}
     if isinstance(data, dict) and data.get("format") == FORMAT:
         if data.get("version") != VERSION:
             raise FormatError(
                 f"selections file {path}: unsupported version {data.get('version')!r} "
                 f"(this videoespresso reads version {VERSION})"
             )
+        raw_failures = data.get("failures") or {}
+        if isinstance(raw_failures, dict):
+            failures = {str(k): str(v) for k, v in raw_failures.items()}
         data = data.get("selections")
     if not isinstance(data, dict):
         raise FormatError(f"selections file {path}: expected an object keyed by question id")
@@ -76,4 +85,4 @@ def load_selections(path: "str | os.PathLike[str]") -> dict[str, Selection]:
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise FormatError(f"selections file {path}: " + "; ".join(problems[:3]) + more)
-    return out
+    return out, failures

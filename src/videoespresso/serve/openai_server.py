@@ -373,8 +373,11 @@ def create_app(
     default_settings: GenerationSettings | None = None,
     max_tokens_limit: int = 4096,
     request_timeout_s: float = 300.0,
+    api_keys: list[str] | tuple[str, ...] = (),
 ) -> FastAPI:
     """The FastAPI app serving ``model`` (a ChatModel or VisionLanguageModel) as ``name``.
+
+    With ``api_keys``, every endpoint wants ``Authorization: Bearer <key>`` (401 otherwise).
 
     ``name`` defaults to the model's spec; requests must name it in their ``model`` field.
     ``max_tokens_limit`` and ``request_timeout_s`` bound what one request may cost.
@@ -473,6 +476,10 @@ def create_app(
             ) from None
         return JSONResponse(_completion(generation, served_name, settings, cut=job.timed_out))
 
+    if api_keys:
+        from .auth import ApiKeyMiddleware
+
+        app.add_middleware(ApiKeyMiddleware, keys=list(api_keys))
     return app
 
 

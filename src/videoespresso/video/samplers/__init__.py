@@ -4,6 +4,7 @@ Spec strings (CLI ``--sampler`` and config files):
 
 * ``uniform:K[:CONVENTION]`` (``official``, ``vlmevalkit``, ``transformers``, ``rounded``)
 * ``fps:R``
+* ``official[:MAX]`` (the official evaluation's per-video count, ``min(MAX, int(24 * duration) + 1)``; MAX 128)
 * ``adaptive[:STATIC_FPS[:DYNAMIC_FPS[:THRESHOLD]]][:fast]``
 """
 
@@ -13,9 +14,10 @@ from ...errors import UserError
 from .adaptive import AdaptiveSampler
 from .base import Sampler, Source
 from .fps import FpsSampler
+from .official import OfficialSampler, official_frame_count, official_indices
 from .uniform import CONVENTIONS, UniformSampler, uniform_indices
 
-FORMS = "uniform:K[:official|vlmevalkit|transformers|rounded], fps:R, adaptive[:STATIC_FPS[:DYNAMIC_FPS[:THRESHOLD]]][:fast]"
+FORMS = "uniform:K[:official|vlmevalkit|transformers|rounded], fps:R, official[:MAX], adaptive[:STATIC_FPS[:DYNAMIC_FPS[:THRESHOLD]]][:fast]"
 
 
 class SamplerSpecError(UserError):
@@ -45,6 +47,10 @@ def parse_sampler(text: str) -> Sampler:
             if len(args) != 1:
                 raise SamplerSpecError(f"sampler {spec!r}: expected fps:R (frames per second); forms: {FORMS}")
             return FpsSampler(_number(args[0], "R", spec))
+        if name == "official":
+            if len(args) > 1:
+                raise SamplerSpecError(f"sampler {spec!r}: expected official or official:MAX; forms: {FORMS}")
+            return OfficialSampler(int(_number(args[0], "MAX", spec, int)) if args else 128)
         if name == "adaptive":
             fast = bool(args) and args[-1] == "fast"
             if fast:
@@ -63,10 +69,13 @@ __all__ = [
     "AdaptiveSampler",
     "CONVENTIONS",
     "FpsSampler",
+    "OfficialSampler",
     "Sampler",
     "SamplerSpecError",
     "Source",
     "UniformSampler",
+    "official_frame_count",
+    "official_indices",
     "parse_sampler",
     "uniform_indices",
 ]

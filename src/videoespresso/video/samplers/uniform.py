@@ -2,9 +2,10 @@
 
 Conventions (``n`` frames in the video, ``k`` wanted):
 
-* ``official`` (default): ``numpy.linspace(0, n - 1, k)`` truncated to int, as the VideoEspresso
-  evaluation script does, so our uniform baseline matches the leaderboard. First and last frame
-  included; with ``k > n`` indices repeat (the rule is kept exactly).
+* ``official`` (default): ``numpy.linspace(0, n - 1, k)`` truncated to int, the index rule of
+  the VideoEspresso evaluation script (its frame *count* is per video: the ``official``
+  sampler). First and last frame included; with ``k > n`` indices repeat (the rule is kept
+  exactly).
 * ``vlmevalkit``: ``int(i * n / (k + 1))`` for ``i = 1..k`` (VLMEvalKit's video datasets): the
   ends are skipped, frames sit at the inner points of k + 1 equal parts.
 * ``transformers``: ``arange(k) * n // k`` (transformers' ``default_sample_indices_fn``): the
