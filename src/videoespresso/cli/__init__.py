@@ -56,6 +56,7 @@ from . import demo_cmd as _demo_cmd  # noqa: E402,F401
 from . import compare_cmd as _compare_cmd  # noqa: E402,F401
 from . import ui_cmd as _ui_cmd  # noqa: E402,F401
 from . import export_cmd as _export_cmd  # noqa: E402,F401
+from . import train_cmd as _train_cmd  # noqa: E402,F401
 from . import lmms_cmd as _lmms_cmd  # noqa: E402,F401
 from . import stats_cmd as _stats_cmd  # noqa: E402,F401
 

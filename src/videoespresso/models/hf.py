@@ -41,7 +41,7 @@ _NEUTRAL_DECODING: dict[str, Any] = {
     "top_k": None, "min_p": None, "typical_p": None, "repetition_penalty": None,
     "no_repeat_ngram_size": None, "num_beams": 1, "num_return_sequences": 1, "min_new_tokens": None,
 }
-_OPTIONS = ("batch_size", "device_map", "attn_implementation", "revision", "gguf_file")
+_OPTIONS = ("batch_size", "device_map", "attn_implementation", "revision", "gguf_file", "adapters")
 
 
 # --------------------------------------------------------------------------- loading
@@ -245,6 +245,7 @@ class _HFBase:
         attn_implementation: str | None = None,
         revision: str | None = None,
         gguf_file: str | None = None,
+        adapters: Sequence[str] = (),
     ) -> None:
         import transformers
 
@@ -271,6 +272,12 @@ class _HFBase:
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointNotFoundError(f"{spec}: cannot load the weights or processor of {path!r}: {first}") from None
+        for adapter in adapters:
+            # LoRA adapters written by `videoespresso train`, merged into the weights at load:
+            # the same logits as the merged checkpoint, and no adapter overhead per call.
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
         if device_map is None:
             model = model.to(device)
         else:

@@ -111,11 +111,45 @@ def load_model(
     return backend
 
 
+def checkpoint_folder(spec: str) -> str:
+    """The local folder (or hub name) of a transformers checkpoint spec: ``hf:``, ``tiny:`` or ``smollm2``."""
+    parsed = parse_spec(spec)
+    if parsed.scheme == "hf":
+        return parsed.name
+    if parsed.scheme == "tiny":
+        from .tiny import build_tiny
+
+        return str(build_tiny(parsed.name))
+    if parsed.scheme == "smollm2":
+        from .smollm2 import build_smollm2
+
+        return str(build_smollm2())
+    raise SpecError(f"{spec}: not a transformers checkpoint (hf:, tiny: or smollm2)")
+
+
+def _adapter_chain(name: str, depth: int = 0) -> tuple[str, list[str]]:
+    """``hf:<adapter folder>`` written by ``videoespresso train``: the base checkpoint it names
+    (itself possibly an adapter: stage 2 trained over stage 1) and the adapters to apply, in order."""
+    from ..train.lora import read_adapter_info
+
+    info = read_adapter_info(name) if Path(name).expanduser().is_dir() else None
+    if info is None:
+        return name, []
+    if depth > 8:
+        raise SpecError(f"{name}: adapters name each other in a loop")
+    base = checkpoint_folder(str(info["base"]))
+    root, chain = _adapter_chain(base, depth + 1)
+    return root, [*chain, str(Path(name).expanduser())]
+
+
 def _build(parsed: ModelSpec, *, kind: Kind | None, **options: Any) -> Any:
     if parsed.scheme == "hf":
         from .hf import load_hf
 
-        return load_hf(parsed.name, spec=str(parsed), kind=kind, **options)
+        base, adapters = _adapter_chain(parsed.name)
+        if adapters:
+            options = {**options, "adapters": [*adapters, *options.get("adapters", ())]}
+        return load_hf(base, spec=str(parsed), kind=kind, **options)
     if parsed.scheme == "tiny":
         from .hf import load_hf
         from .tiny import build_tiny

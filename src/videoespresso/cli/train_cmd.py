@@ -1,0 +1,93 @@
+"""``videoespresso train``: LoRA fine-tuning of the selector LLM and the two reasoner stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import ConfigError
+from . import app
+from ._common import console, err_console, note_random_weights
+
+TARGET_HELP = "selector (captions -> core frames), stage1 (frames + question -> evidence) or stage2 (+ evidence -> answer)."
+
+
+@app.command("train")
+def train_command(
+    target: str = typer.Argument(..., help=TARGET_HELP),
+    data: Path = typer.Option(..., "--data", "-d", help="A build folder, an official train .json, or an examples .jsonl (export sft --format examples)."),
+    base: str = typer.Option(..., "--base", help="The model to adapt: hf:<folder or repo>, tiny:<arch>, smollm2, or an earlier adapter (hf:<out>/adapter)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: adapter/, merged/ (--merge), loss.jsonl, loss.png, checkpoints/."),
+    eval_data: Optional[Path] = typer.Option(None, "--eval-data", help="Held-out examples (same kinds as --data): mean loss before and after training."),
+    max_steps: int = typer.Option(-1, "--max-steps", help="Stop after this many optimiser steps (-1: --epochs decides)."),
+    epochs: float = typer.Option(1.0, "--epochs", min=0.01, help="Passes over the data (the paper: 1)."),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help="Learning rate (default: 2e-5 selector and stage 1, 1e-5 stage 2)."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Examples per optimiser step, by gradient accumulation (the paper: 16)."),
+    lora_r: int = typer.Option(16, "--lora-r", min=1, help="LoRA rank."),
+    lora_alpha: int = typer.Option(32, "--lora-alpha", min=1, help="LoRA alpha."),
+    max_tokens: int = typer.Option(6144, "--max-tokens", min=16, help="Longest example; longer targets are truncated and counted."),
+    image_size: int = typer.Option(224, "--image-size", min=16, help="Frames are resized so their longer side is at most this."),
+    save_steps: int = typer.Option(50, "--save-steps", min=1, help="Write a resume checkpoint every N steps."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for LoRA initialisation and data order."),
+    merge: bool = typer.Option(False, "--merge", help="Also write merged/, a full checkpoint (hf:<out>/merged)."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the last checkpoint in <out>/checkpoints (default on)."),
+    frames_root: Optional[Path] = typer.Option(None, "--frames-root", help="Official train files: the folder keyframe paths are relative to (default: the file's folder)."),
+    video_root: Optional[Path] = typer.Option(None, "--video-root", help="Official train files: the folder video paths are relative to."),
+) -> None:
+    """LoRA supervised fine-tuning (peft + the Hugging Face Trainer) with the paper's recipe:
+    r 16, alpha 32, cosine schedule, warm-up 0.03, weight decay 0.02, effective batch 16, 1 epoch,
+    224 px. Prompts are rendered by the inference backend itself, so what is trained is what
+    is asked later; labels cover the target only. The same command runs under `torchrun` /
+    `accelerate launch` for several GPUs.
+
+    Example: videoespresso train stage1 --data runs/build --base hf:llava-hf/llava-onevision-qwen2-7b-ov-hf --out runs/stage1 --merge
+    """
+    from ..train.examples import TARGETS
+    from ..train.lora import TrainSettings, load_training_examples, train_lora
+
+    if target not in TARGETS:
+        raise ConfigError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if max_steps == 0 or max_steps < -1:
+        raise ConfigError("--max-steps must be -1 or at least 1")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder")
+    examples, problems = load_training_examples(data, target, frames_root=frames_root, video_root=video_root)
+    held_out = []
+    if eval_data is not None:
+        held_out, more = load_training_examples(eval_data, target, frames_root=frames_root, video_root=video_root)
+        problems += more
+    for line in problems[:10]:
+        err_console.print(f"skipped: {line}", highlight=False, markup=False)
+    if len(problems) > 10:
+        err_console.print(f"skipped: ... and {len(problems) - 10} more", highlight=False)
+    note_random_weights({"base": base})
+    settings = TrainSettings(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lora_r=lora_r,
+                             lora_alpha=lora_alpha, max_tokens=max_tokens, image_size=image_size,
+                             save_steps=save_steps, seed=seed)
+    from .bench_cmd import _progress
+
+    with _progress() as progress:
+        bar = progress.add_task(f"train {target}", total=None)
+
+        def on_step(step: int, total: int) -> None:
+            progress.update(bar, completed=step, total=total)
+
+        result = train_lora(examples, base, out, target=target, settings=settings, merge=merge, resume=resume,
+                            eval_examples=held_out, on_step=on_step)
+    for line in result.skipped[:10]:
+        err_console.print(f"skipped: {line}", highlight=False, markup=False)
+    console.print(
+        f"{result.examples} {target} examples, {result.steps} steps in {result.seconds:.1f} s"
+        + (f" (resumed from {Path(result.resumed_from).name})" if result.resumed_from else "")
+        + (f"; loss {result.first_loss:.4f} -> {result.last_loss:.4f}" if result.first_loss is not None else "")
+        + (f"; {result.truncated} targets truncated to --max-tokens" if result.truncated else ""),
+        highlight=False,
+    )
+    if result.eval_loss_before is not None:
+        console.print(f"held-out loss {result.eval_loss_before:.4f} -> {result.eval_loss_after:.4f} "
+                      f"({len(held_out)} examples)", highlight=False)
+    console.print(f"adapter -> {out / 'adapter'} (use as hf:{out / 'adapter'})", highlight=False)
+    if result.merged is not None:
+        console.print(f"merged checkpoint -> {result.merged} (use as hf:{result.merged})", highlight=False)
