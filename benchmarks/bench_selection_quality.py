@@ -36,7 +36,7 @@ from videoespresso.video.synth import StaticShot, make_video  # noqa: E402
 ALL = ("uniform", "embedding", "caption-llm")
 
 
-def build_selector(name: str, k: int):
+def build_selector(name: str, k: int, llm: str = "smollm2"):
     from videoespresso import load_model
     from videoespresso.select.caption_llm import CaptionLLMSelector
     from videoespresso.select.embedding import EmbeddingSelector
@@ -47,8 +47,59 @@ def build_selector(name: str, k: int):
     if name == "embedding":
         return EmbeddingSelector(load_model("minilm"), k=k)
     if name == "caption-llm":
-        return CaptionLLMSelector(load_model("smollm2", kind="chat"), max_frames=k)
+        return CaptionLLMSelector(load_model(llm, kind="chat"), max_frames=k)
     raise SystemExit(f"unknown selector {name!r}; known: {', '.join(ALL)}")
+
+
+def still_video(n_captions: int) -> tuple[Path, int]:
+    """One still video, 1 fps: frame ``k * step`` is the frame of caption ``k + 1`` (a caption every SPACING_S s)."""
+    folder = Path(tempfile.mkdtemp(prefix="ve-selq-"))
+    fps = 1.0
+    video = make_video(folder / "still.mp4", [StaticShot(n_captions * SPACING_S)], fps=fps, size=(160, 120)).path
+    return video, int(round(SPACING_S * fps))
+
+
+def candidates(item, step: int) -> list[FrameRef]:
+    return [FrameRef(index=k * step, seconds=k * SPACING_S) for k in range(len(item.captions))]
+
+
+def score_selector(name: str, selector, items, *, options: bool = False) -> tuple:
+    """(name, frames, recall, precision, exact, repaired, fallback, recall by kind, s/item) on ``items``."""
+    video, step = still_video(max(len(it.captions) for it in items))
+    n_frames = hits = gold_total = exact = repaired = fell_back = 0
+    by_kind: dict[str, list[int]] = {}
+    t0 = time.perf_counter()
+    for it in items:
+        before = dict(selector.stats)
+        sel = selector.select(video, it.question, item_id=it.id, options=it.options if options else None,
+                              candidates=candidates(it, step), captions=it.captions)
+        after = selector.stats
+        picked = {f.index // step + 1 for f in sel.frames}
+        gold = set(it.gold)
+        n_frames += len(picked)
+        hit = len(picked & gold)
+        hits += hit
+        gold_total += len(gold)
+        exact += picked == gold
+        fell_back += sel.fallback is not None
+        changed = {r for r in after if after[r] != before.get(r, 0)} - {"fallback"}
+        repaired += bool(changed) and sel.fallback is None
+        kind = by_kind.setdefault(it.kind, [0, 0])
+        kind[0] += hit
+        kind[1] += len(gold)
+    seconds = time.perf_counter() - t0
+    n = len(items)
+    return (name, n_frames / n, hits / gold_total, hits / max(1, n_frames), exact / n, repaired / n,
+            fell_back / n, {k: v[0] / v[1] for k, v in sorted(by_kind.items())}, seconds / n)
+
+
+def print_table(rows) -> None:
+    print(f"{'selector':24s} {'frames':>6s} {'recall':>7s} {'precis.':>7s} {'exact':>6s} {'repair':>7s} {'fallbk':>7s}  "
+          f"{'recall by kind':40s} {'s/item':>7s}")
+    for name, frames, recall, precision, exact, repaired, fb, kinds, per in rows:
+        kinds_text = " ".join(f"{k} {v:.2f}" for k, v in kinds.items())
+        print(f"{name:24s} {frames:6.2f} {recall:7.3f} {precision:7.3f} {exact:6.3f} {repaired:7.3f} {fb:7.3f}  "
+              f"{kinds_text:40s} {per:7.3f}")
 
 
 def main() -> None:
@@ -60,6 +111,7 @@ def main() -> None:
     parser.add_argument("--selectors", default=",".join(ALL), help=f"comma-separated, from {', '.join(ALL)}")
     parser.add_argument("--k", type=int, default=4, help="frames a selector may choose (default 4)")
     parser.add_argument("--options", action="store_true", help="show the four options with the question")
+    parser.add_argument("--llm", default="smollm2", help="caption-llm's model spec (e.g. a trained adapter, hf:runs/sel/adapter)")
     args = parser.parse_args()
 
     items = make_caption_sets(args.items, args.seed)
@@ -70,51 +122,14 @@ def main() -> None:
     print(f"caption sets: {len(items)} items (seed {args.seed}), train {len(train)}, held-out {len(heldout)}; "
           f"scoring {args.split}: {summary(chosen_split)}")
 
-    n_max = max(len(it.captions) for it in chosen_split)
-    folder = Path(tempfile.mkdtemp(prefix="ve-selq-"))
-    # One still video, 1 fps: frame 2k is the frame of caption k+1 (a caption every SPACING_S s).
-    fps = 1.0
-    video = make_video(folder / "still.mp4", [StaticShot(n_max * SPACING_S)], fps=fps, size=(160, 120)).path
-    step = int(round(SPACING_S * fps))
-
     rows = []
     for name in [s.strip() for s in args.selectors.split(",") if s.strip()]:
-        selector = build_selector(name, args.k)
-        n_frames = hits = gold_total = exact = repaired = fell_back = 0
-        by_kind: dict[str, list[int]] = {}
-        t0 = time.perf_counter()
-        for it in chosen_split:
-            refs = [FrameRef(index=k * step, seconds=k * SPACING_S) for k in range(len(it.captions))]
-            before = dict(selector.stats)
-            sel = selector.select(video, it.question, item_id=it.id, options=it.options if args.options else None,
-                                  candidates=refs, captions=it.captions)
-            after = selector.stats
-            picked = {f.index // step + 1 for f in sel.frames}
-            gold = set(it.gold)
-            n_frames += len(picked)
-            hit = len(picked & gold)
-            hits += hit
-            gold_total += len(gold)
-            exact += picked == gold
-            fell_back += sel.fallback is not None
-            changed = {r for r in after if after[r] != before.get(r, 0)} - {"fallback"}
-            repaired += bool(changed) and sel.fallback is None
-            kind = by_kind.setdefault(it.kind, [0, 0])
-            kind[0] += hit
-            kind[1] += len(gold)
-        seconds = time.perf_counter() - t0
-        n = len(chosen_split)
-        rows.append((name, n_frames / n, hits / gold_total, hits / max(1, n_frames), exact / n, repaired / n,
-                     fell_back / n, {k: v[0] / v[1] for k, v in sorted(by_kind.items())}, seconds / n))
-        print(f"  {name}: done in {seconds:.1f} s; stats {selector.stats}")
+        selector = build_selector(name, args.k, args.llm)
+        rows.append(score_selector(name, selector, chosen_split, options=args.options))
+        print(f"  {name}: done in {rows[-1][-1] * len(chosen_split):.1f} s; stats {selector.stats}")
 
     print()
-    print(f"{'selector':12s} {'frames':>6s} {'recall':>7s} {'precis.':>7s} {'exact':>6s} {'repair':>7s} {'fallbk':>7s}  "
-          f"{'recall by kind':40s} {'s/item':>7s}")
-    for name, frames, recall, precision, exact, repaired, fb, kinds, per in rows:
-        kinds_text = " ".join(f"{k} {v:.2f}" for k, v in kinds.items())
-        print(f"{name:12s} {frames:6.2f} {recall:7.3f} {precision:7.3f} {exact:6.3f} {repaired:7.3f} {fb:7.3f}  "
-              f"{kinds_text:40s} {per:7.3f}")
+    print_table(rows)
     print(f"\n({len(chosen_split)} {args.split} items; k = {args.k}; uniform is the reference; "
           f"options {'shown' if args.options else 'not shown'})")
 

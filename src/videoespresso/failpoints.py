@@ -11,6 +11,7 @@ dictionary lookup. Names::
     build:export           after the last stage, before the dataset files are written
     eval:mid               after the first prediction line is written
     select:mid             after the first selection is journalled
+    train:save             after ``train`` wrote a checkpoint
 """
 
 from __future__ import annotations

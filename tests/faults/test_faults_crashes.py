@@ -3,7 +3,7 @@
 ``VIDEOESPRESSO_FAILPOINT`` (videoespresso/failpoints.py) kills the process at a stage
 boundary, inside a stage, before the export, or after the first line of ``eval`` / ``select``.
 The rerun must write exactly the files an uninterrupted run writes: nothing lost, nothing
-doubled. One build cell runs by default; the rest are marked slow (``pytest -m slow``).
+doubled. The build cells are marked slow (``pytest -m slow``); the eval and select cells run by default.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from videoespresso.config import load_config
 from videoespresso.curate import STAGE_NAMES, run_build
 
 EXPORTS = ("dataset.jsonl", "test.json", "train_video.json", "train_images.json")
-FAST = {"build:mid:cot"}
+#: Build cells are slow (a subprocess build each); the default run has tests/curate/test_curate_build.py's
+#: SIGKILL inside stage 5 and the eval and select cells below.
+FAST: set[str] = set()
 POINTS = (
     [f"build:before:{s}" for s in STAGE_NAMES]
     + [f"build:mid:{s}" for s in STAGE_NAMES]
@@ -45,7 +47,7 @@ def models(tiny_vlm, tiny_llm, minilm, tiny_grounder, tiny_clip):
 
 
 @pytest.fixture(scope="module")
-def crash_ref(tmp_path_factory, models):
+def crash_videos(tmp_path_factory):
     from videoespresso.video.synth import make_test_video
 
     root = tmp_path_factory.mktemp("crashes")
@@ -53,6 +55,12 @@ def crash_ref(tmp_path_factory, models):
     make_test_video(videos / "a_mixed.mp4", "mixed", seconds=1.5)
     make_test_video(videos / "b_moving.mp4", "moving", seconds=1.0)
     make_test_video(videos / "c_cut.mp4", "cut", seconds=1.5)
+    return {"root": root, "videos": videos}
+
+
+@pytest.fixture(scope="module")
+def crash_ref(crash_videos, models):
+    root, videos = crash_videos["root"], crash_videos["videos"]
     config = build_config(root)
     out = root / "reference"
     run_build(videos, out, load_config("offline", config), preloaded=models, progress=False)
@@ -97,8 +105,8 @@ def _bench(root: Path, videos: Path) -> Path:
     return bench
 
 
-def test_eval_killed_after_first_line_resumes_to_the_same_file(crash_ref, capsys):
-    root, videos = crash_ref["root"], crash_ref["videos"]
+def test_eval_killed_after_first_line_resumes_to_the_same_file(crash_videos, capsys):
+    root, videos = crash_videos["root"], crash_videos["videos"]
     bench = _bench(root, videos)
     args = ["eval", "--profile", "offline", "--bench", str(bench), "--video-root", str(videos),
             "--model", "tiny:qwen2-vl", "--frames", "2", "--batch-size", "1", "--max-new-tokens", "4"]
@@ -113,8 +121,8 @@ def test_eval_killed_after_first_line_resumes_to_the_same_file(crash_ref, capsys
     assert killed.read_bytes() == full.read_bytes()
 
 
-def test_select_killed_after_first_item_resumes_to_the_same_file(crash_ref, capsys):
-    root, videos = crash_ref["root"], crash_ref["videos"]
+def test_select_killed_after_first_item_resumes_to_the_same_file(crash_videos, capsys):
+    root, videos = crash_videos["root"], crash_videos["videos"]
     bench = _bench(root, videos)
     args = ["select", "--profile", "offline", "--bench", str(bench), "--video-root", str(videos),
             "--selector", "uniform", "--frames", "3"]

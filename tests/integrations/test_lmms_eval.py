@@ -84,7 +84,7 @@ def test_the_lmms_eval_cli_runs_our_task_with_our_adapter_offline(task_folder, t
 
 
 # caption-llm captions 4 candidates per item with the tiny VLM: about 20 s on 2 busy cores
-@pytest.mark.parametrize("selector", ["uniform", "caption-llm"])
+@pytest.mark.parametrize("selector", ["uniform", pytest.param("caption-llm", marks=pytest.mark.slow)])
 def test_our_adapter_with_a_selector_runs_in_lmms_eval(task_folder, tiny_vlm, selector, tmp_path, monkeypatch):
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
