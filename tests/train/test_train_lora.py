@@ -228,3 +228,25 @@ def test_smollm2_overfits_eight_selector_examples(tmp_path, smollm2):
     replies = model.generate([[user(e.messages[0].content)] for e in examples], GenerationSettings(max_new_tokens=16))
     matches = sum(r.text.strip() == e.messages[1].content for r, e in zip(replies, examples))
     assert matches >= 7, [r.text for r in replies]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(tmp_path):
+    """`torchrun --nproc_per_node 2` on CPU (gloo): the data is sharded, and two processes with
+    accumulation 2 follow one process with accumulation 4, step by step."""
+    data = _write(_selector_examples(16), tmp_path / "sel.jsonl")
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    common = ["train", "selector", "--data", str(data), "--base", "tiny:qwen2", "--lr", "5e-3", "--epochs", "2"]
+    one = subprocess.run([sys.executable, "-m", "videoespresso", *common, "--out", str(tmp_path / "one"), "--batch-size", "4"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                          "--master_port", "29533", "-m", "videoespresso", *common, "--out", str(tmp_path / "two"),
+                          "--batch-size", "2"], env=env, capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("16 selector examples, 8 steps") == 1  # process 0 reports
+    a = [json.loads(line) for line in (tmp_path / "one" / "loss.jsonl").read_text().splitlines()]
+    b = [json.loads(line) for line in (tmp_path / "two" / "loss.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in a] == [r["step"] for r in b] == list(range(1, 9))
+    for x, y in zip(a, b):
+        assert abs(x["loss"] - y["loss"]) < 1e-4 and abs(x["learning_rate"] - y["learning_rate"]) < 1e-9
+    assert json.loads((tmp_path / "two" / "train_summary.json").read_text())["world_size"] == 2

@@ -76,6 +76,10 @@ def train_command(
 
         result = train_lora(examples, base, out, target=target, settings=settings, merge=merge, resume=resume,
                             eval_examples=held_out, on_step=on_step)
+    import os
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun / accelerate, process 0 reports for all
     for line in result.skipped[:10]:
         err_console.print(f"skipped: {line}", highlight=False, markup=False)
     console.print(
