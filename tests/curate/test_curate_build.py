@@ -49,11 +49,8 @@ def _config_file(folder: Path, **curate) -> Path:
 
 
 @pytest.fixture(scope="module")
-def models(tiny_vlm, tiny_llm, minilm, tiny_grounder, tiny_clip):
-    return {
-        "tiny:qwen2-vl": tiny_vlm, "tiny:qwen2": tiny_llm, "minilm": minilm,
-        "tiny:grounding-dino": tiny_grounder, "tiny:clip": tiny_clip,
-    }
+def models(offline_models):
+    return offline_models
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _procs import wait_gone
 import yaml
 
 from videoespresso.config import load_config
@@ -41,30 +42,6 @@ SETTINGS = {
 EXPORTS = ("dataset.jsonl", "train_video.json", "train_images.json", "test.json")
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-            state = (entry / "stat").read_text().split(") ", 1)[1][:1]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-def _wait_gone(text: str, seconds: float = 30.0) -> list[int]:
-    deadline = time.time() + seconds
-    left = _processes_mentioning(text)
-    while left and time.time() < deadline:
-        time.sleep(0.2)
-        left = _processes_mentioning(text)
-    return left
-
-
 @pytest.fixture()
 def ray_tmp(monkeypatch):
     """A private parent folder for the Ray temp folder of the run under test."""
@@ -72,7 +49,7 @@ def ray_tmp(monkeypatch):
     monkeypatch.setenv("VIDEOESPRESSO_RAY_TMPDIR", folder)
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     yield folder
-    left = _wait_gone(folder)
+    left = wait_gone(folder)
     for pid in left:  # only processes of the Ray this test started
         try:
             os.kill(pid, signal.SIGKILL)
@@ -147,7 +124,7 @@ def test_ray_build_killed_mid_stage_resumes_to_the_same_dataset(work, ray_tmp):
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     done = _qa_done(out / "store.sqlite")
     assert 1 <= done < total, "the kill should land inside stage 5"
-    assert not _wait_gone(ray_tmp), "killing the driver's process group ends its Ray"
+    assert not wait_gone(ray_tmp), "killing the driver's process group ends its Ray"
 
     cfg = load_config("offline", work["config"])
     resumed = run_build(work["videos"], out, cfg, executor="ray", progress=False)

@@ -12,39 +12,14 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+from _procs import wait_gone
 
 from videoespresso.engine import LocalExecutor, Resources, Stage, Store, derive, dropped, failed
 
 ray = pytest.importorskip("ray")
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """Pids of live processes whose command line contains ``text``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-            state = (entry / "stat").read_text().split(") ", 1)[1][:1]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-def wait_gone(text: str, seconds: float = 30.0) -> list[int]:
-    deadline = time.time() + seconds
-    left = processes_mentioning(text)
-    while left and time.time() < deadline:
-        time.sleep(0.2)
-        left = processes_mentioning(text)
-    return left
 
 
 @pytest.fixture(scope="module")
