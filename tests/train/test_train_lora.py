@@ -144,6 +144,13 @@ def test_vlm_stage_trains_and_loads_by_spec_in_eval(tmp_path, capsys):
               f"hf:{out / 'adapter'}", "--out", str(pred), "--frames", "2", "--max-new-tokens", "3", "--profile", "offline"])
     line = json.loads(pred.read_text())
     assert line["model"] == f"hf:{out / 'adapter'}" and "error" not in line
+    # ask takes it through the config, as the two-stage reasoner's model
+    config = tmp_path / "trained.yaml"
+    config.write_text(f"models:\n  reasoner: hf:{out / 'adapter'}\ngeneration:\n  max_new_tokens: 4\n")
+    result = tmp_path / "ask.json"
+    cli_main(["ask", str(tmp_path / "videos" / "clip.mp4"), "What moves?", "--selector", "uniform", "--frames", "2",
+              "--profile", "offline", "--config", str(config), "--json", str(result)])
+    assert f"hf:{out / 'adapter'}" in result.read_text()
 
 
 def test_resume_after_sigkill_gives_the_same_adapter(tmp_path):
