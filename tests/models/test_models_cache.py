@@ -223,3 +223,30 @@ def test_a_killed_writer_loses_at_most_the_call_in_flight(tmp_path):
     # Every put that printed its index had committed.
     assert len(cache) >= 41
     assert all(cache.get(f"k-{i}") is not None for i in range(41))
+
+
+def test_a_rewritten_local_checkpoint_does_not_serve_old_replies(tmp_path):
+    """hf:<folder> replies are keyed on the folder's weight files too: retraining (or copying new
+    weights) into the same folder misses the cache, an untouched folder hits it."""
+    import os
+    import shutil
+
+    from videoespresso import load_model
+    from videoespresso.models.tiny import build_tiny
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(build_tiny("qwen2"), folder)
+    db = tmp_path / "replies.sqlite"
+    conv = [[user("say something")]]
+
+    def calls_for_one_generate() -> int:
+        model = load_model(f"hf:{folder}", cache=db)
+        model.generate(conv, GREEDY)
+        return model.backend.calls
+
+    assert calls_for_one_generate() == 1
+    assert calls_for_one_generate() == 0  # same weights: served from the cache
+    weights = next(folder.glob("*.safetensors"))
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert calls_for_one_generate() == 1  # rewritten weights: asked again

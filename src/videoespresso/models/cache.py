@@ -269,8 +269,12 @@ class CachedModel:
             return self._backend.generate(conversations, settings, schema, **options)
         check_text(conversations)
         digest = schema_hash(schema)
+        # A local checkpoint folder's replies are keyed on its weights too (``weights_stamp``):
+        # retraining into the same folder must not serve the old model's replies.
+        stamp = getattr(self._backend, "weights_stamp", None)
+        identity = f"{self.spec}#{stamp}" if stamp else self.spec
         keys = [
-            cache_key(self.spec, settings, conv, schema_digest=digest) for conv in conversations
+            cache_key(identity, settings, conv, schema_digest=digest) for conv in conversations
         ]
         results = self._cache.get_many(keys)
         if schema is not None:

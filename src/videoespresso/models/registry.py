@@ -111,6 +111,23 @@ def load_model(
     return backend
 
 
+def weights_stamp(folders: list[str]) -> str:
+    """A short hash of the name, size and modification time of each weight or config file in
+    ``folders`` (cheap for a 15 GB checkpoint; changes when a file is rewritten)."""
+    import hashlib
+
+    parts = []
+    for folder in folders:
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            continue
+        for path in sorted(root.iterdir()):
+            if path.is_file() and path.suffix in (".safetensors", ".bin", ".gguf", ".json", ".pt"):
+                info = path.stat()
+                parts.append(f"{path.resolve()}:{info.st_size}:{info.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
 def checkpoint_folder(spec: str) -> str:
     """The local folder (or hub name) of a transformers checkpoint spec: ``hf:``, ``tiny:`` or ``smollm2``."""
     parsed = parse_spec(spec)
@@ -149,7 +166,12 @@ def _build(parsed: ModelSpec, *, kind: Kind | None, **options: Any) -> Any:
         base, adapters = _adapter_chain(parsed.name)
         if adapters:
             options = {**options, "adapters": [*adapters, *options.get("adapters", ())]}
-        return load_hf(base, spec=str(parsed), kind=kind, **options)
+        model = load_hf(base, spec=str(parsed), kind=kind, **options)
+        if Path(parsed.name).expanduser().is_dir():
+            # A local folder can be retrained or overwritten under the same spec: reply caches
+            # key on this stamp of its weight files (and its adapters') too.
+            model.weights_stamp = weights_stamp([base, *options.get("adapters", ())])
+        return model
     if parsed.scheme == "tiny":
         from .hf import load_hf
         from .tiny import build_tiny
