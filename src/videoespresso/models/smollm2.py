@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from ..errors import CheckpointNotFoundError
@@ -79,10 +77,9 @@ def build_smollm2(cache_dir: Path | None = None) -> Path:
         import gguf  # noqa: F401  (transformers' GGUF reader needs it)
     except ImportError:
         raise CheckpointNotFoundError(f"smollm2: converting {source.name} needs the 'gguf' package; {INSTALL_HINT}") from None
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        tmp.chmod(0o755)
+    from .tiny import assemble_folder
+
+    def fill(tmp: Path) -> None:
         _convert(source, tmp)
         files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         (tmp / MARKER).write_text(
@@ -90,15 +87,8 @@ def build_smollm2(cache_dir: Path | None = None) -> Path:
                         "conversion_version": CONVERSION_VERSION, "sha256": files}, indent=1) + "\n",
             encoding="utf-8",
         )
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+
+    return assemble_folder(final, fill)
 
 
 def verify_smollm2(folder: Path) -> list[str]:

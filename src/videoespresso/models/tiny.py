@@ -676,15 +676,28 @@ def build_tiny(arch: str, cache_dir: Path | None = None) -> Path:
     final = tiny_path(arch, cache_dir)
     if final.is_dir():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        tmp.chmod(0o755)
+
+    def fill(tmp: Path) -> None:
         _quiet_build(spec.build, tmp)
         (tmp / "videoespresso_tiny.json").write_text(
             json.dumps({"arch": arch, "version": spec.version, "seed": _SEED}, indent=1) + "\n",
             encoding="utf-8",
         )
+
+    return assemble_folder(final, fill)
+
+
+def assemble_folder(final: Path, fill: Callable[[Path], None]) -> Path:
+    """Create ``final`` atomically: ``fill`` a private temporary folder beside it, then rename.
+
+    A folder that exists is complete by construction. Concurrent builders each fill their own
+    copy; the first rename wins and the others discard theirs (as does a builder that fails).
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        tmp.chmod(0o755)
+        fill(tmp)
         try:
             os.rename(tmp, final)
         except OSError:
