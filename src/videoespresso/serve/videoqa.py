@@ -250,6 +250,7 @@ class BodyLimitMiddleware:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await drain_body(receive)
             await _send_error(send, 413, f"the request body is over this server's limit of {self.limit} bytes",
                               "body_too_large")
             return
@@ -266,6 +267,23 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, bounded_receive, send)
+
+
+#: A refused body is read and discarded up to this many bytes before the error is sent: a client
+#: still sending when the server closes gets a connection reset instead of the 413 it should see.
+DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+async def drain_body(receive: Any, limit: int = DRAIN_LIMIT) -> None:
+    """Read and discard the rest of a request body (at most ``limit`` bytes)."""
+    seen = 0
+    while seen <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _send_error(send: Any, status: int, message: str, code: str) -> None:
@@ -420,6 +438,8 @@ def create_videoqa_app(
     async def upload(request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
         filename = request.headers.get("x-filename") or request.query_params.get("filename")
+        if declared and declared.isdigit() and int(declared) > policy.max_upload_bytes:
+            await drain_body(request.receive)  # so the client reads the 413, not a reset
         upload_id, path = await save_upload(
             policy, request.stream(), filename, int(declared) if declared and declared.isdigit() else None
         )
