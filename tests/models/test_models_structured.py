@@ -115,3 +115,20 @@ def test_stop_string_inside_constrained_reply_does_not_break_the_batch(tiny_llm)
                             schema=FRAMES_SCHEMA)
     assert [g.text for g in out] == ["{", "{"]
     assert all(g.parsed is None and g.error for g in out)
+
+
+def test_grammar_writes_properties_in_the_schema_order(tiny_llm):
+    """The order of a schema's properties is the order a model reasons in (the question before
+    its answer): the grammar must not sort them alphabetically."""
+
+    class Pair(BaseModel):
+        question: str = Field(max_length=8)
+        answer: str = Field(max_length=8)
+        core: Literal[1, 2]
+
+    for seed in (0, 1):
+        [g] = tiny_llm.generate([[user("A pair.")]], GenerationSettings(max_new_tokens=80, temperature=1.0, seed=seed),
+                                schema=Pair)
+        assert g.error is None, g.error
+        keys = re.findall(r'"(question|answer|core)":', g.text)
+        assert keys == ["question", "answer", "core"], g.text

@@ -152,7 +152,9 @@ class JsonGrammar:
         self._banned = sorted(i for i in special if i not in set(stop_token_ids) and 0 <= i < vocab_size)
 
     def compile(self, schema: Any) -> Any:
-        key = json.dumps(schema_to_json(schema), sort_keys=True)
+        # Not sort_keys: the grammar writes properties in the schema's order, and that order is
+        # the order a model reasons in (the question before its answer, frames before evidence).
+        key = json.dumps(schema_to_json(schema))
         if key not in self._compiled:
             try:
                 self._compiled[key] = self._compiler.compile_json_schema(
