@@ -86,8 +86,8 @@ def smollm2(smollm2_cache):
 
 
 @pytest.fixture(scope="session")
-def offline_models(tiny_vlm, tiny_llm, minilm, tiny_grounder, tiny_clip) -> dict:
-    """The offline profile's models by spec, loaded once: ``run_build(..., preloaded=offline_models)``."""
+def tiny_models(tiny_vlm, tiny_llm, minilm, tiny_grounder, tiny_clip) -> dict:
+    """The tiny profile's models by spec, loaded once: ``run_build(..., preloaded=tiny_models)``."""
     return {
         "tiny:qwen2-vl": tiny_vlm, "tiny:qwen2": tiny_llm, "minilm": minilm,
         "tiny:grounding-dino": tiny_grounder, "tiny:clip": tiny_clip,
@@ -95,8 +95,8 @@ def offline_models(tiny_vlm, tiny_llm, minilm, tiny_grounder, tiny_clip) -> dict
 
 
 @pytest.fixture(scope="session")
-def built_dataset(tmp_path_factory, offline_models) -> Path:
-    """A real build of three generated videos with the offline profile's tiny models (about 15 s):
+def built_dataset(tmp_path_factory, tiny_models) -> Path:
+    """A real build of three generated videos with the tiny profile's models (about 15 s):
     ``dataset.jsonl``, the train/test files, frames and the store. Its videos sit in
     ``<build>/../videos``. Shared read-only: copy it before changing anything."""
     import yaml
@@ -117,5 +117,5 @@ def built_dataset(tmp_path_factory, offline_models) -> Path:
         "curate": {"batch_size": 1, "group_size": 2, "qa_per_group": 2, "max_text_chars": 16, "max_new_tokens": 120},
     }))
     out = root / "build"
-    run_build(videos, out, load_config("offline", config), preloaded=offline_models, progress=False)
+    run_build(videos, out, load_config("tiny", config), preloaded=tiny_models, progress=False)
     return out

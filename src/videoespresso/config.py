@@ -85,6 +85,9 @@ class CurateConfig(_Section):
     max_text_chars: int | None = Field(None, ge=1, description="longest free-text field in a JSON reply")
     max_new_tokens: int | None = Field(None, ge=1, description="token limit of JSON replies; None = generation.max_new_tokens")
     distractor_temperature: float = Field(0.0, ge=0.0, description="> 0 samples distractors (seeded by test_options_seed)")
+    repetition_penalty: float | None = Field(
+        None, gt=0.0, description="> 1 discourages repeated tokens in JSON replies (small greedy models loop); None = off"
+    )
     prompt_files: dict[str, str] = Field(
         default_factory=dict, description="template name (e.g. curate/qa) -> file replacing the packaged prompt"
     )
@@ -126,7 +129,24 @@ class Config(_Section):
 
 def _profiles() -> dict[str, Any]:
     text = resources.files("videoespresso").joinpath("data/profiles.yaml").read_text("utf-8")
-    return yaml.safe_load(text)["profiles"]
+    return resolve_profiles(yaml.safe_load(text)["profiles"])
+
+
+def resolve_profiles(raw: dict[str, Any]) -> dict[str, Any]:
+    """The named profiles, each with its ``extends:`` parent merged under it (the key removed)."""
+
+    def resolved(name: str, seen: tuple[str, ...]) -> dict[str, Any]:
+        if name in seen:
+            raise ConfigError(f"profiles.yaml: profile {name!r} extends itself ({' -> '.join(seen + (name,))})")
+        own = dict(raw[name])
+        parent = own.pop("extends", None)
+        if parent is None:
+            return own
+        if parent not in raw:
+            raise ConfigError(f"profiles.yaml: profile {name!r} extends unknown profile {parent!r}")
+        return _merge(resolved(parent, seen + (name,)), own)
+
+    return {name: resolved(name, ()) for name in raw}
 
 
 def profile_names() -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 
 class Record(BaseModel):
@@ -80,6 +80,19 @@ class GenerationSettings(Record):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int | None = None
     stop: list[str] = Field(default_factory=list)
+    #: > 1 discourages tokens already in the prompt or the reply (HF ``repetition_penalty``; sent
+    #: as ``repetition_penalty`` to endpoints, which vLLM and SGLang accept). None = off. Small
+    #: models decoding greedily otherwise loop ("1.1.1.1...") until the token limit.
+    repetition_penalty: float | None = Field(None, gt=0.0)
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_penalty(self, handler: Any) -> dict[str, Any]:
+        # Left out when off, so every cache key and run manifest written before the field
+        # existed stays valid.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("repetition_penalty") is None:
+            data.pop("repetition_penalty", None)
+        return data
 
     @property
     def greedy(self) -> bool:

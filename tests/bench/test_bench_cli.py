@@ -83,7 +83,7 @@ def test_eval_rejects_bad_options_before_loading_a_model(tmp_path: Path, capsys)
 def test_judge_command_counts_failures_resumes_and_writes_summary(tmp_path: Path) -> None:
     preds = _official(tmp_path)
     out, summary = tmp_path / "j.jsonl", tmp_path / "j.json"
-    argv = ["judge", str(preds), "--judge", "tiny:qwen2", "--profile", "offline", "--out", str(out), "--json", str(summary),
+    argv = ["judge", str(preds), "--judge", "tiny:qwen2", "--profile", "tiny", "--out", str(out), "--json", str(summary),
             "--no-constrained", "--max-new-tokens", "8"]
     code = _run(argv)
     data = json.loads(summary.read_text())

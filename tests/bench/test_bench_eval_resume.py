@@ -53,7 +53,7 @@ def _make_benchmark(root: Path) -> tuple[Path, Path]:
 
 def _cmd(bench: Path, videos: Path, out: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "videoespresso", "eval", "--profile", "offline",
+        sys.executable, "-m", "videoespresso", "eval", "--profile", "tiny",
         "--bench", str(bench), "--video-root", str(videos), "--model", "tiny:qwen2-vl",
         "--out", str(out), "--frames", "2", "--batch-size", "1", "--max-new-tokens", "6", *extra,
     ]
@@ -71,7 +71,7 @@ def _lines(path: Path) -> list[dict]:
 
 def _uninterrupted(bench: Path, videos: Path, out: Path, model) -> None:
     """The same run in this process (same checkpoint, settings, frames and batch size)."""
-    cfg = load_config("offline")
+    cfg = load_config("tiny")
     opts = EvalOptions(settings=cfg.generation.model_copy(update={"max_new_tokens": 6}), batch_size=1, frames_label="uniform:2")
     items = read_bench(bench)
     summary = run_eval(items, model, out, sampler_source("uniform:2", cfg.sampling.max_side), videos, opts)
@@ -186,7 +186,7 @@ def test_eval_takes_precomputed_frame_lists_and_selectors(tmp_path: Path, tiny_v
     assert (summary.answered, summary.failed) == (3, 1)
     assert "no frame list" in _lines(out2)[3]["error"]
 
-    cfg = load_config("offline")
+    cfg = load_config("tiny")
     cfg.eval.frames = 3
     out3 = tmp_path / "sel.jsonl"
     summary = run_eval(items, tiny_vlm, out3, selector_source("uniform", cfg, 64, items), videos, opts)

@@ -27,7 +27,7 @@ def _run(argv: list[str]) -> int:
 
 
 def _eval(bench: Path, root: Path, out: Path, *extra: str) -> list[str]:
-    return ["eval", "--profile", "offline", "--bench", str(bench), "--video-root", str(root), "--out", str(out),
+    return ["eval", "--profile", "tiny", "--bench", str(bench), "--video-root", str(root), "--out", str(out),
             "--frames", "1", "--batch-size", "2", "--max-new-tokens", "2", "--limit", "3", *extra]
 
 

@@ -126,7 +126,7 @@ def test_judge_cli_resumes_only_with_the_same_judge_and_a_done_rerun_loads_nothi
     preds = tmp_path / "o.json"
     preds.write_text(json.dumps([item, {**item, "question": "other?"}]), encoding="utf-8")
     out = tmp_path / "o.judge.jsonl"
-    base = ["judge", str(preds), "--out", str(out), "--profile", "offline", "--max-new-tokens", "8", "--no-constrained"]
+    base = ["judge", str(preds), "--out", str(out), "--profile", "tiny", "--max-new-tokens", "8", "--no-constrained"]
     assert run(*base, "--judge", "tiny:qwen2") in (0, 3)
     assert len(out.read_text().splitlines()) == 2
     capsys.readouterr()

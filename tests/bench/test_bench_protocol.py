@@ -196,7 +196,7 @@ def _bench(root: Path, n: int = 3, seconds: float = 1.0) -> tuple[Path, Path]:
 def test_eval_protocol_official_end_to_end(tmp_path: Path, capsys) -> None:
     bench, videos = _bench(tmp_path)
     out, official = tmp_path / "run.jsonl", tmp_path / "run.official.json"
-    argv = ["eval", "--profile", "offline", "--bench", str(bench), "--video-root", str(videos), "--model", "tiny:qwen2-vl",
+    argv = ["eval", "--profile", "tiny", "--bench", str(bench), "--video-root", str(videos), "--model", "tiny:qwen2-vl",
             "--out", str(out), "--protocol", "official", "--official", str(official), "--batch-size", "2"]
     assert _run(argv) == 3  # the item with a missing video fails, the run goes on
     lines = [json.loads(line) for line in out.read_text().splitlines()]

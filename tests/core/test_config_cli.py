@@ -12,7 +12,7 @@ from videoespresso.errors import SpecError
 
 
 def test_profiles_validate():
-    assert {"offline", "paper"} <= set(profile_names())
+    assert {"offline", "tiny", "paper"} <= set(profile_names())
     for name in profile_names():
         cfg = load_config(name)
         assert cfg.profile == name
@@ -88,3 +88,26 @@ def test_cli_usage_errors_exit_2_without_traceback(argv):
     assert proc.returncode == 2
     assert "Error" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_offline_profile_is_tiny_with_smollm2_for_every_text_role():
+    offline, tiny = load_config("offline"), load_config("tiny")
+    text_roles = {"llm": "smollm2", "judges": ["smollm2"], "selector_llm": "smollm2", "judge": "smollm2"}
+    for role, spec in text_roles.items():
+        assert getattr(offline.models, role) == spec
+        assert getattr(tiny.models, role) != spec
+    for role in ("captioner", "reasoner", "selector_vlm", "grounder", "scorer", "embedder"):
+        assert getattr(offline.models, role) == getattr(tiny.models, role)
+    assert offline.sampling == tiny.sampling
+
+
+def test_profile_extends_merges_and_refuses_cycles_and_unknown_parents():
+    from videoespresso.config import resolve_profiles
+
+    out = resolve_profiles({"a": {"models": {"llm": "x", "captioner": "c"}, "curate": {"group_size": 3}},
+                            "b": {"extends": "a", "models": {"llm": "y"}}})
+    assert out["b"] == {"models": {"llm": "y", "captioner": "c"}, "curate": {"group_size": 3}}
+    with pytest.raises(ConfigError, match="extends itself"):
+        resolve_profiles({"a": {"extends": "b"}, "b": {"extends": "a"}})
+    with pytest.raises(ConfigError, match="unknown profile 'z'"):
+        resolve_profiles({"a": {"extends": "z"}})

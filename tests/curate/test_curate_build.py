@@ -1,4 +1,4 @@
-"""End to end: the ten stages on generated videos with the offline profile's tiny models.
+"""End to end: the ten stages on generated videos with the tiny profile's models.
 
 One reference build is shared by the module; the resume, prompt-change and bad-input tests
 compare against it. Random-weight models write random text: the assertions are about structure,
@@ -49,8 +49,8 @@ def _config_file(folder: Path, **curate) -> Path:
 
 
 @pytest.fixture(scope="module")
-def models(offline_models):
-    return offline_models
+def models(tiny_models):
+    return tiny_models
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def work(tmp_path_factory):
 def reference(work, models):
     """An uninterrupted build, stage 1-5 first so the QA stage's model calls can be counted."""
     config_path = _config_file(work)
-    cfg = load_config("offline", config_path)
+    cfg = load_config("tiny", config_path)
     out = work / "reference"
     llm = models["tiny:qwen2"]
     before = llm.calls
@@ -152,7 +152,7 @@ def test_rerun_is_fully_cached_and_identical(reference, work, models):
     out = reference["out"]
     before = _dataset(out)
     calls = {spec: getattr(m, "calls", 0) for spec, m in models.items()}
-    cfg = load_config("offline", reference["config"])
+    cfg = load_config("tiny", reference["config"])
     again = run_build(work / "videos", out, cfg, preloaded=models, progress=False)
     assert all(s.computed == 0 and s.model_calls == 0 for s in again.run.stages)
     assert {spec: getattr(m, "calls", 0) for spec, m in models.items()} == calls
@@ -171,7 +171,7 @@ def test_sigkill_during_qa_then_rerun_is_identical_and_repeats_no_call(reference
     out = work / "killed"
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "videoespresso", "build", str(work / "videos"), "--out", str(out),
-           "--profile", "offline", "--config", str(reference["config"]), "--no-progress"]
+           "--profile", "tiny", "--config", str(reference["config"]), "--no-progress"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     db = out / "store.sqlite"
     try:
@@ -188,7 +188,7 @@ def test_sigkill_during_qa_then_rerun_is_identical_and_repeats_no_call(reference
     with sqlite3.connect(out / "responses.sqlite") as conn:
         cached_llm = conn.execute("SELECT COUNT(*) FROM responses WHERE spec = 'tiny:qwen2'").fetchone()[0]
 
-    cfg = load_config("offline", reference["config"])
+    cfg = load_config("tiny", reference["config"])
     llm = models["tiny:qwen2"]
     before = llm.calls
     partial = run_build(work / "videos", out, cfg, stages="1-5", preloaded=models, progress=False)
@@ -213,7 +213,7 @@ def test_changing_the_qa_prompt_reruns_stage_5_onward_only(reference, work, mode
     packaged = load_prompt("curate/qa")
     custom = work / "my_qa.txt"
     custom.write_text("# version: 2\n" + packaged.text.replace("Write {n_pairs}", "Please write {n_pairs}"))
-    cfg = load_config("offline", _config_file(work, prompt_files={"curate/qa": str(custom)}))
+    cfg = load_config("tiny", _config_file(work, prompt_files={"curate/qa": str(custom)}))
     result = run_build(work / "videos", out, cfg, preloaded=models, progress=False)
     stats = {s.name: s for s in result.run.stages}
     for name in STAGE_NAMES[:4]:
@@ -298,7 +298,7 @@ def test_bad_inputs_fail_or_degrade_with_reasons(work, models, endpoint):
     make_test_video(videos / "one_frame.mp4", "static", seconds=0.04)
     out = work / "bad-build"
     # a grounder that finds nothing: no box can reach a score above 1
-    cfg = load_config("offline", _config_file(work, box_threshold=1.01))
+    cfg = load_config("tiny", _config_file(work, box_threshold=1.01))
     result = run_build(videos, out, cfg, preloaded=models, progress=False).run
     sample, group = result.stage("sample"), result.stage("group")
     assert sample.failed == 2 and set(sample.failure_reasons) == {"unreadable_video"}
@@ -315,7 +315,7 @@ def test_bad_inputs_fail_or_degrade_with_reasons(work, models, endpoint):
     assert [r.item_id for r in store.results("group", "dropped")] == ["one_frame.mp4"]
 
     # a real tiny model, unconstrained, answers prose: repaired if possible, retried once, failed
-    prose_cfg = load_config("offline", _config_file(work, constrained_json=False))
+    prose_cfg = load_config("tiny", _config_file(work, constrained_json=False))
     prose = run_build(videos, out, prose_cfg, stages="1-5", preloaded=models, progress=False).run
     qa = prose.stage("qa")
     assert qa.computed == qa.inputs > 0 and qa.failed + qa.ok == qa.inputs
@@ -323,7 +323,7 @@ def test_bad_inputs_fail_or_degrade_with_reasons(work, models, endpoint):
         assert res.reason == "invalid_json" and "--- retry ---" in res.raw
 
     # an OpenAI-compatible endpoint on loopback that only ever answers prose
-    endpoint_cfg = load_config("offline", _config_file(work))
+    endpoint_cfg = load_config("tiny", _config_file(work))
     endpoint_cfg.models.llm = f"openai:prose@{endpoint}"
     qa = run_build(videos, out, endpoint_cfg, stages="1-5", preloaded=models, progress=False).run.stage("qa")
     assert qa.failed == qa.inputs > 0 and qa.failure_reasons == {"invalid_json": qa.inputs}

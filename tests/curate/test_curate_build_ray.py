@@ -72,7 +72,7 @@ def work(tmp_path_factory, tiny_vlm, tiny_llm, minilm, tiny_grounder, tiny_clip)
     config.write_text(yaml.safe_dump(SETTINGS))
     models = {"tiny:qwen2-vl": tiny_vlm, "tiny:qwen2": tiny_llm, "minilm": minilm,
               "tiny:grounding-dino": tiny_grounder, "tiny:clip": tiny_clip}
-    reference = run_build(videos, root / "local", load_config("offline", config), preloaded=models, progress=False)
+    reference = run_build(videos, root / "local", load_config("tiny", config), preloaded=models, progress=False)
     assert reference.exported.items > 0
     return {"root": root, "videos": videos, "config": config, "local": root / "local", "reference": reference}
 
@@ -83,7 +83,7 @@ def _same_exports(a: Path, b: Path) -> None:
 
 
 def test_ray_build_is_byte_identical_to_local_and_publishes_to_a_second_root(work, ray_tmp):
-    cfg = load_config("offline", work["config"])
+    cfg = load_config("tiny", work["config"])
     second_root = work["root"] / "second-root"
     url = "file://" + str(second_root / "build")
     result = run_build(work["videos"], url, cfg, executor="ray", progress=False)
@@ -111,7 +111,7 @@ def test_ray_build_killed_mid_stage_resumes_to_the_same_dataset(work, ray_tmp):
     out = work["root"] / "killed"
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "videoespresso", "build", str(work["videos"]), "--out", str(out),
-           "--profile", "offline", "--config", str(work["config"]), "--no-progress", "--executor", "ray"]
+           "--profile", "tiny", "--config", str(work["config"]), "--no-progress", "--executor", "ray"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     total = work["reference"].run.stage("qa").inputs
     try:
@@ -126,7 +126,7 @@ def test_ray_build_killed_mid_stage_resumes_to_the_same_dataset(work, ray_tmp):
     assert 1 <= done < total, "the kill should land inside stage 5"
     assert not wait_gone(ray_tmp), "killing the driver's process group ends its Ray"
 
-    cfg = load_config("offline", work["config"])
+    cfg = load_config("tiny", work["config"])
     resumed = run_build(work["videos"], out, cfg, executor="ray", progress=False)
     qa = resumed.run.stage("qa")
     assert qa.cached == done and qa.computed == total - done

@@ -140,7 +140,7 @@ def test_build_and_inspect_refuse_bad_paths_with_one_line(tmp_path, capsys):
     from videoespresso.cli import main
 
     with pytest.raises(SystemExit) as exc:
-        main(["build", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), "--profile", "offline"])
+        main(["build", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), "--profile", "tiny"])
     assert exc.value.code == 2
     assert "no such folder or list file" in " ".join(capsys.readouterr().err.split())
     with pytest.raises(SystemExit) as exc:
@@ -201,7 +201,7 @@ def test_build_names_failed_videos_and_strict_exits_3(tmp_path, capsys):
 
     def run(*extra: str) -> int:
         with pytest.raises(SystemExit) as exc:
-            main(["build", str(videos), "--out", str(tmp_path / "out"), "--profile", "offline", "--stages", "1",
+            main(["build", str(videos), "--out", str(tmp_path / "out"), "--profile", "tiny", "--stages", "1",
                   "--no-progress", *extra])
             raise SystemExit(0)
         return exc.value.code or 0

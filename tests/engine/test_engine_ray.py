@@ -167,7 +167,7 @@ def _videos(folder: Path) -> Path:
 def _small_config():
     from videoespresso.config import load_config
 
-    cfg = load_config("offline")
+    cfg = load_config("tiny")
     return cfg.model_copy(update={"sampling": cfg.sampling.model_copy(update={"max_side": 64})})
 
 
@@ -236,7 +236,7 @@ def test_build_cli_rejects_a_bad_executor_choice_in_one_line(tmp_path, capsys, a
 
     make_test_video(tmp_path / "videos" / "a.mp4", "static", seconds=0.5)
     with pytest.raises(SystemExit) as exit_info:
-        cli_main(["build", str(tmp_path / "videos"), "--out", str(tmp_path / "out"), "--profile", "offline",
+        cli_main(["build", str(tmp_path / "videos"), "--out", str(tmp_path / "out"), "--profile", "tiny",
                   "--no-progress", *args])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
@@ -255,7 +255,7 @@ def test_curate_resources_override_each_stage_and_unknown_stages_are_named(tmp_p
     path.write_text(yaml.safe_dump({"curate": {"resources": {
         "qa": {"gpus": 0.5, "workers": 3}, "sample": {"cpus": 0.25, "batch_size": 2},
     }}}))
-    cfg = load_config("offline", path)
+    cfg = load_config("tiny", path)
     stages = {s.name: s for s in build_stages(cfg, tmp_path, ModelPool())}
     qa = stages["qa"].resources
     assert (qa.gpus, qa.workers, qa.batch_size) == (0.5, 3, cfg.curate.batch_size)  # unset fields kept
@@ -263,10 +263,10 @@ def test_curate_resources_override_each_stage_and_unknown_stages_are_named(tmp_p
     assert stages["cot"].resources.workers == 1
     path.write_text(yaml.safe_dump({"curate": {"resources": {"qaa": {"workers": 2}}}}))
     with pytest.raises(UserError, match="unknown stage.*qaa"):
-        build_stages(load_config("offline", path), tmp_path, ModelPool())
+        build_stages(load_config("tiny", path), tmp_path, ModelPool())
     path.write_text(yaml.safe_dump({"curate": {"resources": {"qa": {"workers": 0}}}}))
     with pytest.raises(UserError):
-        load_config("offline", path)
+        load_config("tiny", path)
 
 
 def test_build_cli_publishes_to_an_object_store_url_with_its_summary(tmp_path, capsys):
@@ -279,7 +279,7 @@ def test_build_cli_publishes_to_an_object_store_url_with_its_summary(tmp_path, c
 
     make_test_video(tmp_path / "videos" / "a.mp4", "static", seconds=0.5)
     cli_main(["build", str(tmp_path / "videos"), "--out", "memory://ve-cli/build", "--staging", str(tmp_path / "st"),
-              "--stages", "1", "--profile", "offline", "--no-progress"])
+              "--stages", "1", "--profile", "tiny", "--no-progress"])
     assert "published to memory://ve-cli/build" in " ".join(capsys.readouterr().out.split())
     fs = fsspec.filesystem("memory")
     summary = json.loads(fs.cat_file("/ve-cli/build/summary.json"))

@@ -38,7 +38,7 @@ def _eval(capsys, root: Path, videos: Path, rows, out: Path | None = None):
     out = out or root / "pred.jsonl"
     result = run_cli(capsys, ["eval", "--bench", str(bench), "--video-root", str(videos), "--model", "tiny:qwen2-vl",
                               "--out", str(out), "--frames", "1", "--max-new-tokens", "2", "--batch-size", "4",
-                              "--profile", "offline", "--no-cache"])
+                              "--profile", "tiny", "--no-cache"])
     return result, out
 
 

@@ -46,7 +46,7 @@ def bench(tmp_path):
 
 def _eval_argv(bench, videos, out):
     return ["eval", "--bench", str(bench), "--video-root", str(videos), "--model", "tiny:qwen2-vl", "--out", str(out),
-            "--frames", "1", "--max-new-tokens", "2", "--profile", "offline", "--no-cache"]
+            "--frames", "1", "--max-new-tokens", "2", "--profile", "tiny", "--no-cache"]
 
 
 @pytest.mark.parametrize("holder_dies", ["exits", "sigkill"])
@@ -77,7 +77,7 @@ def test_two_builds_on_one_folder(capsys, tmp_path):
     out.mkdir()
     proc = _holder(out / "build.lock")
     try:
-        refused = run_cli(capsys, ["build", str(tmp_path / "videos"), "--out", str(out), "--profile", "offline",
+        refused = run_cli(capsys, ["build", str(tmp_path / "videos"), "--out", str(out), "--profile", "tiny",
                                    "--config", str(build_config(tmp_path)), "--stages", "1", "--no-progress"])
         assert_one_line_error(refused, "build folder", "is in use by another run", f"pid {proc.pid}")
         assert not (out / "store.sqlite").exists()

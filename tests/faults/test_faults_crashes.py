@@ -39,8 +39,8 @@ def _killed_at(point: str, cmd: list[str]) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def models(offline_models):
-    return offline_models
+def models(tiny_models):
+    return tiny_models
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def crash_ref(crash_videos, models):
     root, videos = crash_videos["root"], crash_videos["videos"]
     config = build_config(root)
     out = root / "reference"
-    run_build(videos, out, load_config("offline", config), preloaded=models, progress=False)
+    run_build(videos, out, load_config("tiny", config), preloaded=models, progress=False)
     return {"root": root, "videos": videos, "config": config, "out": out}
 
 
@@ -72,11 +72,11 @@ def _cells():
 def test_build_killed_at_point_resumes_to_the_same_files(crash_ref, models, point):
     out = crash_ref["root"] / point.replace(":", "_")
     cmd = [sys.executable, "-m", "videoespresso", "build", str(crash_ref["videos"]), "--out", str(out),
-           "--profile", "offline", "--config", str(crash_ref["config"]), "--no-progress"]
+           "--profile", "tiny", "--config", str(crash_ref["config"]), "--no-progress"]
     killed = _killed_at(point, cmd)
     assert killed.returncode == -signal.SIGKILL, f"{point} was never reached: {killed.stderr[-2000:]}"
     assert not (out / "dataset.jsonl").exists()
-    result = run_build(crash_ref["videos"], out, load_config("offline", crash_ref["config"]),
+    result = run_build(crash_ref["videos"], out, load_config("tiny", crash_ref["config"]),
                        preloaded=models, progress=False)
     if point.startswith("build:mid:") or point == "build:export":
         stage = point.rsplit(":", 1)[1]
@@ -105,7 +105,7 @@ def _bench(root: Path, videos: Path) -> Path:
 def test_eval_killed_after_first_line_resumes_to_the_same_file(crash_videos, capsys):
     root, videos = crash_videos["root"], crash_videos["videos"]
     bench = _bench(root, videos)
-    args = ["eval", "--profile", "offline", "--bench", str(bench), "--video-root", str(videos),
+    args = ["eval", "--profile", "tiny", "--bench", str(bench), "--video-root", str(videos),
             "--model", "tiny:qwen2-vl", "--frames", "2", "--batch-size", "1", "--max-new-tokens", "4"]
     full, killed = root / "eval-full.jsonl", root / "eval-killed.jsonl"
     cli_main(args + ["--out", str(full)])
@@ -121,7 +121,7 @@ def test_eval_killed_after_first_line_resumes_to_the_same_file(crash_videos, cap
 def test_select_killed_after_first_item_resumes_to_the_same_file(crash_videos, capsys):
     root, videos = crash_videos["root"], crash_videos["videos"]
     bench = _bench(root, videos)
-    args = ["select", "--profile", "offline", "--bench", str(bench), "--video-root", str(videos),
+    args = ["select", "--profile", "tiny", "--bench", str(bench), "--video-root", str(videos),
             "--selector", "uniform", "--frames", "3"]
     full, killed = root / "sel-full.json", root / "sel-killed.json"
     cli_main(args + ["--out", str(full)])

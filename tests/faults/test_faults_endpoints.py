@@ -169,7 +169,7 @@ def test_eval_cli_dead_endpoint_is_one_line(tmp_path, capsys):
     config.write_text(f"models:\n  options:\n    'openai:fake@{url}': {{max_retries: 0, breaker_after: 2}}\n")
     result = run_cli(capsys, ["eval", "--bench", str(bench), "--video-root", str(videos), "--model",
                               f"openai:fake@{url}", "--out", str(tmp_path / "p.jsonl"), "--frames", "1",
-                              "--no-cache", "--profile", "offline", "--config", str(config)])
+                              "--no-cache", "--profile", "tiny", "--config", str(config)])
     assert result.code == 2 and "Traceback" not in result.err
     assert "consecutive requests could not reach the endpoint" in " ".join(result.err.split())
 

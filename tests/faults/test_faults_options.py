@@ -31,7 +31,7 @@ def inputs(tmp_path_factory):
 def _argv(root, command: str) -> list[str]:
     return {
         "eval": ["eval", "--bench", str(root / "bench.json"), "--video-root", str(root / "videos"),
-                 "--model", "tiny:qwen2-vl", "--out", str(root / "never.jsonl"), "--profile", "offline"],
+                 "--model", "tiny:qwen2-vl", "--out", str(root / "never.jsonl"), "--profile", "tiny"],
         "select": ["select", "--bench", str(root / "bench.json"), "--video-root", str(root / "videos"),
                    "--out", str(root / "never.json"), "--selector", "uniform"],
         "frames": ["frames", str(root / "videos" / "clip.mp4"), "-o", str(root / "never")],
@@ -82,7 +82,7 @@ def test_ask_refuses_an_unwritable_output_before_running(capsys, inputs, tmp_pat
         target = locked / "result.out"
         fragment = "not writable"
     try:
-        result = run_cli(capsys, ["ask", str(inputs / "videos" / "clip.mp4"), "What is shown?", "--profile", "offline",
+        result = run_cli(capsys, ["ask", str(inputs / "videos" / "clip.mp4"), "What is shown?", "--profile", "tiny",
                                   flag, str(target)])
     finally:
         if where == "read_only_folder":

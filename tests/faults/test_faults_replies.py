@@ -62,7 +62,7 @@ def test_build_with_bad_replies(capsys, tmp_path, videos, fake_endpoint, monkeyp
     endpoint = fake_endpoint(_replying(REPLIES[cell], captions=True))
     config = build_config(tmp_path, _fake_models(endpoint.spec()))
     out = tmp_path / "build"
-    result = run_cli(capsys, ["build", str(videos), "--out", str(out), "--profile", "offline", "--config", str(config),
+    result = run_cli(capsys, ["build", str(videos), "--out", str(out), "--profile", "tiny", "--config", str(config),
                               "--no-progress"])
     assert "Traceback" not in result.err
     # nothing valid came back, so nothing is exported: a non-zero exit, with the reasons shown
@@ -91,7 +91,7 @@ def test_eval_with_bad_replies(capsys, tmp_path, videos, fake_endpoint, monkeypa
     write_bench(items, tmp_path / "bench.json")
     out = tmp_path / "pred.jsonl"
     result = run_cli(capsys, ["eval", "--bench", str(tmp_path / "bench.json"), "--video-root", str(videos), "--model",
-                              endpoint.spec(), "--out", str(out), "--frames", "1", "--profile", "offline"])
+                              endpoint.spec(), "--out", str(out), "--frames", "1", "--profile", "tiny"])
     assert result.code == 0 and "Traceback" not in result.err, result.err
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["0", "1", "2"]

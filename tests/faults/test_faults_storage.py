@@ -38,11 +38,11 @@ def data(tmp_path_factory):
 def _eval_argv(data: Path, out: Path) -> list[str]:
     return ["eval", "--bench", str(data / "bench.json"), "--video-root", str(data / "videos"), "--model",
             "tiny:qwen2-vl", "--out", str(out), "--frames", "1", "--max-new-tokens", "2", "--batch-size", "1",
-            "--profile", "offline", "--no-cache"]
+            "--profile", "tiny", "--no-cache"]
 
 
 def _build_argv(data: Path, out: Path) -> list[str]:
-    return ["build", str(data / "videos"), "--out", str(out), "--profile", "offline", "--config",
+    return ["build", str(data / "videos"), "--out", str(out), "--profile", "tiny", "--config",
             str(build_config(data)), "--stages", "1", "--no-progress"]
 
 

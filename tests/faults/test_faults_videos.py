@@ -81,7 +81,7 @@ def build_run(zoo, tmp_path_factory, tiny_vlm, tiny_llm, minilm, tiny_grounder, 
     # the directory named x.mp4 as a folder).
     listing = root / "videos.txt"
     listing.write_text("".join(f"{p}\n" for p in zoo.values()))
-    cfg = load_config("offline", build_config(root))
+    cfg = load_config("tiny", build_config(root))
     models = {"tiny:qwen2-vl": tiny_vlm, "tiny:qwen2": tiny_llm, "minilm": minilm,
               "tiny:grounding-dino": tiny_grounder, "tiny:clip": tiny_clip}
     result = run_build(listing, root / "out", cfg, preloaded=models, progress=False)
@@ -156,7 +156,7 @@ def test_eval(eval_run, kind):
 @pytest.mark.parametrize("kind", BAD)
 def test_ask(zoo, capsys, kind):
     result = run_cli(capsys, ["ask", str(zoo[kind]), "What moves?", "-s", "uniform", "-r", "direct",
-                              "-k", "2", "--profile", "offline"])
+                              "-k", "2", "--profile", "tiny"])
     assert result.code == 2 and "Traceback" not in result.err
     text = " ".join(result.err.split())
     assert kind in text and ("does not exist" in text or REASONS[kind] in text)
@@ -165,7 +165,7 @@ def test_ask(zoo, capsys, kind):
 @pytest.mark.parametrize("kind", ["square", "tall_16x2000"])
 def test_ask_odd_video_is_answered(zoo, capsys, kind):
     result = run_cli(capsys, ["ask", str(zoo[kind]), "What moves?", "-s", "uniform", "-r", "direct",
-                              "-k", "2", "--profile", "offline"])
+                              "-k", "2", "--profile", "tiny"])
     assert "Traceback" not in result.err
     # answered, or refused by the model's image processor with a one-line reason
     assert result.code == 0 and "answer:" in result.out or result.code == 2, result.err

@@ -67,7 +67,7 @@ def test_the_lmms_eval_cli_runs_our_task_with_our_adapter_offline(task_folder, t
     out = tmp_path / "out"
     proc = subprocess.run(
         [exe, "eval", "--model", "videoespresso",
-         "--model_args", "spec=tiny:qwen2-vl,selector=uniform,frames=2,profile=offline",
+         "--model_args", "spec=tiny:qwen2-vl,selector=uniform,frames=2,profile=tiny",
          "--tasks", "videoespresso", "--include_path", str(task_folder), "--output_path", str(out),
          "--log_samples", "--batch_size", "1"],
         env=_env(tmp_path), capture_output=True, text=True, timeout=600,
@@ -94,7 +94,7 @@ def test_our_adapter_with_a_selector_runs_in_lmms_eval(task_folder, tiny_vlm, se
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     model = VideoEspressoLMM(spec="tiny:qwen2-vl", selector=selector, frames="2", candidates="4", max_frames="3",
-                             profile="offline")
+                             profile="tiny")
     out = simple_evaluate(
         model=model, tasks=["videoespresso"], task_manager=TaskManager("ERROR", include_path=str(task_folder)),
         log_samples=True, bootstrap_iters=0,
@@ -159,7 +159,7 @@ def test_adapter_two_stage_images_and_a_missing_video(task_folder, tiny_vlm):
 
     from videoespresso.integrations.lmms_eval.model import VideoEspressoLMM
 
-    model = VideoEspressoLMM(spec="tiny:qwen2-vl", selector="uniform", frames="3", reasoner="two-stage", profile="offline")
+    model = VideoEspressoLMM(spec="tiny:qwen2-vl", selector="uniform", frames="3", reasoner="two-stage", profile="tiny")
     doc = json.loads((task_folder / "videoespresso.jsonl").read_text().splitlines()[0])
     model.task_dict = {"t": {"test": [doc, {"image": PILImage.new("RGB", (64, 48), "red")}, {"video_path": "/no/such.mp4"}]}}
 

@@ -211,3 +211,14 @@ def test_a_video_turn_is_sent_as_its_frames(vlm_server):
     assert [p["type"] for p in parts] == ["image_url", "image_url", "text"]
     as_video, as_images = client.generate([[user_video("What changes?", clip)], [user("What changes?", frames)]], SHORT)
     assert as_video.prompt_tokens == as_images.prompt_tokens
+
+
+def test_repetition_penalty_travels_in_the_body_and_is_applied(llm_server, tiny_llm):
+    """Not an OpenAI parameter: the client sends it as an extra body field (as vLLM takes it) and
+    our server decodes with it, so the reply equals the local model's under the same setting."""
+    settings = GenerationSettings(max_new_tokens=12, repetition_penalty=3.0)
+    [remote] = _client(llm_server).generate([[user("say it again and again")]], settings)
+    [local] = tiny_llm.generate([[user("say it again and again")]], settings)
+    [plain] = tiny_llm.generate([[user("say it again and again")]], GenerationSettings(max_new_tokens=12))
+    assert remote.text == local.text
+    assert local.text != plain.text

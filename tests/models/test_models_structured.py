@@ -132,3 +132,24 @@ def test_grammar_writes_properties_in_the_schema_order(tiny_llm):
         assert g.error is None, g.error
         keys = re.findall(r'"(question|answer|core)":', g.text)
         assert keys == ["question", "answer", "core"], g.text
+
+
+def test_reply_word_penalty_spares_the_prompt_and_punctuation():
+    import torch
+
+    from videoespresso.models.hf import _ReplyWordPenalty
+
+    words = torch.tensor([True, True, False, True])  # token 2 is punctuation
+    penalty = _ReplyWordPenalty(words, 2.0, prompt_len=2)
+    ids = torch.tensor([[3, 0, 0, 2]])  # prompt: 3, 0; reply: 0, 2
+    scores = torch.tensor([[4.0, 4.0, 4.0, 4.0]])
+    out = penalty(ids, scores.clone())
+    assert out.tolist() == [[2.0, 4.0, 4.0, 4.0]]  # only the reply's word token 0 is penalised
+    assert penalty(torch.tensor([[1, 0, 0]]), torch.tensor([[-1.0, -1.0, -1.0, -1.0]]))[0, 0] == -2.0
+    assert penalty(ids[:, :2], scores.clone()).tolist() == scores.tolist()  # nothing generated yet
+
+
+def test_settings_without_a_penalty_dump_as_before():
+    assert "repetition_penalty" not in GenerationSettings().model_dump()
+    assert GenerationSettings(repetition_penalty=1.2).model_dump()["repetition_penalty"] == 1.2
+    assert GenerationSettings.model_validate(GenerationSettings(repetition_penalty=1.2).model_dump()).repetition_penalty == 1.2

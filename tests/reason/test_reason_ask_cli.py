@@ -1,4 +1,4 @@
-"""`videoespresso ask` end to end on a generated clip with the offline (tiny) profile."""
+"""`videoespresso ask` end to end on a generated clip with the tiny profile."""
 
 import json
 

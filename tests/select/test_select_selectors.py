@@ -228,7 +228,7 @@ def test_selections_file_errors_name_the_problem(tmp_path):
 
 
 def test_load_selector_from_config():
-    cfg = load_config("offline")
+    cfg = load_config("tiny")
     for name in ("uniform", "embedding", "caption-llm", "oracle"):
         selector = load_selector(name, cfg)
         assert selector.name == name

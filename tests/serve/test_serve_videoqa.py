@@ -291,11 +291,11 @@ def test_ui_command_refuses_bad_paths_in_one_line(tmp_path):
     src = str(Path(__file__).resolve().parents[2] / "src")
     env = {**os.environ, "PYTHONPATH": src}
     done = subprocess.run([sys.executable, "-m", "videoespresso", "ui", "--dataset", str(tmp_path / "nope"),
-                           "--profile", "offline"], capture_output=True, text=True, env=env, timeout=120)
+                           "--profile", "tiny"], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and "--dataset" in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.slow  # loads the offline profile's models in a fresh process (about 20-40 s)
+@pytest.mark.slow  # loads the tiny profile's models in a fresh process (about 20-40 s)
 def test_ui_command_serves_the_api_and_the_ui(video_root, tmp_path):
     import re
     import signal
@@ -307,7 +307,7 @@ def test_ui_command_serves_the_api_and_the_ui(video_root, tmp_path):
     env = {**os.environ, "PYTHONPATH": src, "VIDEOESPRESSO_API_KEY": "cli-key"}
     (tmp_path / "cfg.yaml").write_text("sampling: {max_side: 64}\ngeneration: {max_new_tokens: 8}\nselect: {candidates: 4, max_frames: 3}\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "videoespresso", "ui", "--profile", "offline", "--config", str(tmp_path / "cfg.yaml"),
+        [sys.executable, "-m", "videoespresso", "ui", "--profile", "tiny", "--config", str(tmp_path / "cfg.yaml"),
          "--video-root", str(video_root), "--port", "0"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
     )

@@ -1,5 +1,5 @@
 """The dataset browser on a real ``build`` output (a generated clip and a corrupt file through the
-ten stages with the offline profile's tiny models), in headless Chromium. Slow: the build.
+ten stages with the tiny profile's models), in headless Chromium. Slow: the build.
 Screenshots are kept in ``$VE_TEST_ARTIFACTS`` (default ``test-artifacts/ui/``)."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def built(tmp_path_factory, tiny_vlm, tiny_llm, minilm, tiny_grounder, tiny_clip
     models = {"tiny:qwen2-vl": tiny_vlm, "tiny:qwen2": tiny_llm, "minilm": minilm,
               "tiny:grounding-dino": tiny_grounder, "tiny:clip": tiny_clip}
     out = work / "build"
-    run_build(work / "videos", out, load_config("offline", work / "cfg.yaml"), preloaded=models, progress=False)
+    run_build(work / "videos", out, load_config("tiny", work / "cfg.yaml"), preloaded=models, progress=False)
     records = [json.loads(line) for line in (out / "dataset.jsonl").read_text().splitlines()]
     assert len(records) >= 2, records
     bench = [BenchItem(id=r["qa"]["id"], video_path=r["qa"]["video"], question=r["qa"]["question"],

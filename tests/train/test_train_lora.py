@@ -141,7 +141,7 @@ def test_vlm_stage_trains_and_loads_by_spec_in_eval(tmp_path, capsys):
                                   "correct_answer": "(A)", "task": "Causal Inference"}]))
     pred = tmp_path / "pred.jsonl"
     cli_main(["eval", "--bench", str(bench), "--video-root", str(tmp_path / "videos"), "--model",
-              f"hf:{out / 'adapter'}", "--out", str(pred), "--frames", "2", "--max-new-tokens", "3", "--profile", "offline"])
+              f"hf:{out / 'adapter'}", "--out", str(pred), "--frames", "2", "--max-new-tokens", "3", "--profile", "tiny"])
     line = json.loads(pred.read_text())
     assert line["model"] == f"hf:{out / 'adapter'}" and "error" not in line
     # ask takes it through the config, as the two-stage reasoner's model
@@ -149,7 +149,7 @@ def test_vlm_stage_trains_and_loads_by_spec_in_eval(tmp_path, capsys):
     config.write_text(f"models:\n  reasoner: hf:{out / 'adapter'}\ngeneration:\n  max_new_tokens: 4\n")
     result = tmp_path / "ask.json"
     cli_main(["ask", str(tmp_path / "videos" / "clip.mp4"), "What moves?", "--selector", "uniform", "--frames", "2",
-              "--profile", "offline", "--config", str(config), "--json", str(result)])
+              "--profile", "tiny", "--config", str(config), "--json", str(result)])
     assert f"hf:{out / 'adapter'}" in result.read_text()
 
 

@@ -104,7 +104,7 @@ def test_sample_frames_with_adaptive_spec(clip, tmp_path):
 def test_from_config_uses_the_sampling_section():
     from videoespresso.config import load_config
 
-    cfg = load_config("offline")
+    cfg = load_config("tiny")
     sampler = AdaptiveSampler.from_config(cfg.sampling)
     assert (sampler.static_fps, sampler.dynamic_fps) == (cfg.sampling.static_fps, cfg.sampling.dynamic_fps)
     assert sampler.effective_threshold == (cfg.sampling.motion_threshold or DEFAULT_THRESHOLD)

@@ -22,8 +22,11 @@ def demo_command(
 ) -> None:
     """Generate a sample video, caption frames, pick core frames and answer a question.
 
-    With the default offline profile every model is a tiny random-weight checkpoint: the run
-    proves the pipeline works end to end on this machine; the text it prints is random.
+    Then the dataset-building text stages (QA generation, the quality judge, chain of thought,
+    distractors) run once on those captions with the profile's LLM. With the default offline
+    profile that LLM is the real SmolLM2-135M-Instruct (real, small-model English), while the
+    captioner, selector VLM and reasoner are tiny random-weight checkpoints (random text): the
+    run proves the pipeline works end to end on this machine, not quality.
 
     Example: videoespresso demo --out /tmp/ve-demo
     """
@@ -33,13 +36,15 @@ def demo_command(
     from .ask_cmd import ask_command
 
     cfg = effective_config(profile, config)
-    random_weights = all(
-        spec.startswith("tiny:") for spec in (cfg.models.captioner, cfg.models.selector_llm, cfg.models.reasoner)
-    )
-    if random_weights:
+    roles = {"captioner": cfg.models.captioner, "selector LLM": cfg.models.selector_llm,
+             "reasoner": cfg.models.reasoner, "text-stage LLM": cfg.models.llm}
+    random_roles = [role for role, spec in roles.items() if spec.startswith("tiny:")]
+    if random_roles:
+        real = [f"{role} ({spec})" for role, spec in roles.items() if role not in random_roles]
         console.print(
-            "[bold yellow]Profile uses random-weight tiny models: every caption, evidence and answer "
-            "below is random text. This run proves the pipeline, not quality.[/]"
+            f"[bold yellow]Random-weight tiny models for: {', '.join(random_roles)}; their output below is "
+            f"random text. Real models: {', '.join(real) or 'none'}. This run proves the pipeline, not quality.[/]",
+            highlight=False,
         )
     out.mkdir(parents=True, exist_ok=True)
     video = out / "sample.mp4"
@@ -75,5 +80,60 @@ def demo_command(
         config=config,
         dump_config=None,
     )
-    if random_weights:
-        console.print("[bold yellow](produced by random-weight models)[/]")
+    if cfg.models.reasoner.startswith("tiny:"):
+        console.print(f"[bold yellow](evidence and answer by the random-weight {cfg.models.reasoner})[/]", highlight=False)
+    _text_stages(cfg, video, sampled.frames, sampled_paths(out, images), captions)
+
+
+def sampled_paths(out: Path, images: list) -> list[str]:
+    """The sampled frames written as JPEGs under ``out/frames`` (the curate stages want paths)."""
+    folder = out / "frames"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for n, image in enumerate(images):
+        path = folder / f"frame{n}.jpg"
+        image.save(path)
+        paths.append(str(path))
+    return paths
+
+
+def _text_stages(cfg, video: Path, frames, paths: list[str], captions: list[str]) -> None:
+    """QA generation, the judge, chain of thought and distractors once on the demo's captions,
+    through the build's own stage classes (same prompts, schemas and settings as ``build``)."""
+    from ..curate._common import ModelPool
+    from ..curate.pipeline import build_stages
+    from ..engine.stage import DROP, FAILURE
+
+    llm = cfg.models.llm
+    kind = "random-weight" if llm.startswith("tiny:") else "real"
+    console.print(f"[bold]text stages of build[/] ({llm}, {kind} model) on the captions above:", highlight=False)
+    pool = ModelPool(cfg.models.options, cache=str(video.parent / "responses.sqlite"))
+    stages = {stage.name: stage for stage in build_stages(cfg, video.parent, pool)}
+    item = {
+        "id": f"{video.name}#g000", "video": video.name,
+        "frames": [{"index": f.index, "seconds": f.seconds, "path": p} for f, p in zip(frames, paths)],
+        "captions": list(captions),
+    }
+    items = [item]
+    for name in ("qa", "filter", "cot", "options"):
+        stage = stages[name]
+        stage.setup()
+        items = stage.process(items[:1])
+        stopped = [i for i in items if FAILURE in i or DROP in i]
+        if stopped:
+            why = stopped[0].get(FAILURE) or stopped[0].get(DROP)
+            console.print(f"  {name}: stopped ({why['reason']}: {why['detail'][:200]})", highlight=False, markup=False)
+            return
+        first = items[0]
+        if name == "qa":
+            console.print(f"  question: {first['question']!r}\n  answer:   {first['answer']!r} ({first['task']})",
+                          highlight=False, markup=False)
+        elif name == "filter":
+            for verdict in first["judgements"]:
+                console.print(f"  judge {verdict['judge']}: keep={verdict['keep']} {verdict['reason']!r}",
+                              highlight=False, markup=False)
+        elif name == "cot":
+            console.print(f"  key objects: {first['key_objects']}\n  evidence: {first['evidence_text']!r}",
+                          highlight=False, markup=False)
+        else:
+            console.print(f"  distractors: {first['distractors']}", highlight=False, markup=False)

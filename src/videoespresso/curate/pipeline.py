@@ -46,7 +46,9 @@ def build_stages(config: Config, root: Path, pool: ModelPool) -> list[Stage]:
     cur, models = config.curate, config.models
     llm_settings = config.generation
     if cur.max_new_tokens is not None:
-        llm_settings = config.generation.model_copy(update={"max_new_tokens": cur.max_new_tokens})
+        llm_settings = llm_settings.model_copy(update={"max_new_tokens": cur.max_new_tokens})
+    if cur.repetition_penalty is not None:
+        llm_settings = llm_settings.model_copy(update={"repetition_penalty": cur.repetition_penalty})
     json_kwargs: dict[str, Any] = {
         "settings": llm_settings, "constrained": cur.constrained_json, "max_chars": cur.max_text_chars,
         "prompt_files": cur.prompt_files,

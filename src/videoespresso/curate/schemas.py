@@ -54,11 +54,21 @@ def _frame_number(n_frames: int) -> object:
     return Literal[tuple(range(1, max(1, n_frames) + 1))]  # type: ignore[valid-type]
 
 
+def _question(max_chars: int | None) -> object:
+    """A question: one line that ends with a question mark (ASCII or full-width), at least six
+    characters, no double quotes. As a pattern the grammar enforces it while decoding: a small model otherwise
+    answers the "question" field with "1" or a copied caption."""
+    body = f"{{4,{max(4, max_chars - 2)}}}" if max_chars else "{4,}"
+    # No double quote or backslash: xgrammar matches a pattern against the raw JSON text of the
+    # string, so an allowed '"' lets the model close the string early and write invalid JSON.
+    return Field(min_length=6, max_length=max_chars, pattern=f'^[^\\s"\\\\][^\\n"\\\\]{body}[?\uff1f]$')
+
+
 @lru_cache(maxsize=None)
 def qa_schema(n_pairs: int, max_chars: int | None, n_frames: int) -> type[BaseModel]:
     pair = create_model(
         "QAPairReply", __base__=_Reply,
-        question=(str, _text(max_chars)), answer=(str, _text(max_chars)), task=(TaskName, ...),
+        question=(str, _question(max_chars)), answer=(str, _text(max_chars)), task=(TaskName, ...),
         frames=(list[_frame_number(n_frames)], Field(min_length=1, max_length=min(8, n_frames))),
     )
     return create_model("QAReply", __base__=_Reply, pairs=(list[pair], Field(min_length=1, max_length=n_pairs)))
@@ -75,7 +85,8 @@ def cot_schema(max_objects: int, max_frames: int, max_chars: int | None, n_frame
         "CoTReply", __base__=_Reply,
         core_frames=(list[_frame_number(n_frames)], Field(min_length=1, max_length=min(max_frames, n_frames))),
         key_objects=(
-            list[Annotated[str, StringConstraints(min_length=1, max_length=max_chars)]],
+            # key objects are noun phrases (and grounding prompts): a few words, whatever max_chars
+            list[Annotated[str, StringConstraints(min_length=1, max_length=min(max_chars or 40, 40))]],
             Field(min_length=min(1, max_objects), max_length=max_objects),
         ),
         evidence=(str, _text(max_chars * 2 if max_chars else None)),

@@ -389,6 +389,11 @@ class _HFGenerator(_HFBase):
             kwargs.update(do_sample=False, temperature=None, top_p=None)
         else:
             kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
+        processors = []
+        if settings.repetition_penalty is not None and settings.repetition_penalty != 1.0:
+            processors.append(_ReplyWordPenalty(
+                self._word_token_mask(), settings.repetition_penalty, inputs["input_ids"].shape[1]
+            ))
         criteria = []
         if settings.stop:
             criteria.append(_stop_on_strings(self.tokenizer, settings.stop, inputs["input_ids"].shape[1]))
@@ -397,7 +402,9 @@ class _HFGenerator(_HFBase):
         if criteria:
             kwargs["stopping_criteria"] = criteria
         if schema is not None:
-            kwargs["logits_processor"] = [self._json_grammar().logits_processor(schema)]
+            processors.append(self._json_grammar().logits_processor(schema))
+        if processors:
+            kwargs["logits_processor"] = processors
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         with torch.inference_mode():
@@ -444,6 +451,20 @@ class _HFGenerator(_HFBase):
                     f"conversation {offset + index}: the prompt is {int(n)} tokens, longer than "
                     f"the {limit}-token context of {self.spec}"
                 )
+
+    def _word_token_mask(self) -> "torch.Tensor":
+        """True for every vocabulary token whose text holds a letter or digit (computed once)."""
+        if getattr(self, "_word_mask", None) is None:
+            import torch
+
+            vocab = self.model.get_output_embeddings().weight.shape[0]
+            texts = self.tokenizer.convert_ids_to_tokens(list(range(min(vocab, len(self.tokenizer)))))
+            mask = torch.zeros(vocab, dtype=torch.bool)
+            for i, text in enumerate(texts):
+                if text and any(ch.isalnum() for ch in text):
+                    mask[i] = True
+            self._word_mask = mask
+        return self._word_mask
 
     def _json_grammar(self) -> Any:
         from .structured import JsonGrammar
@@ -564,6 +585,34 @@ def _stop_on_strings(tokenizer: Any, stops: Sequence[str], prompt_len: int) -> A
             return torch.tensor([any(s in t for s in stops) for t in tails], device=input_ids.device)
 
     return _StopStrings()
+
+
+class _ReplyWordPenalty:
+    """``repetition_penalty`` as this backend applies it: a token with a letter or digit that the
+    reply already holds has its logit divided by the penalty (multiplied when negative).
+
+    Unlike transformers' own processor it leaves the prompt out (a reply may use the captions'
+    words) and punctuation alone (JSON needs its quotes, commas and brackets again and again;
+    penalising them makes a grammar-constrained reply run on inside a string).
+    """
+
+    def __init__(self, word_mask: "torch.Tensor", penalty: float, prompt_len: int) -> None:
+        self.word_mask = word_mask
+        self.penalty = float(penalty)
+        self.prompt_len = prompt_len
+
+    def __call__(self, input_ids: "torch.LongTensor", scores: "torch.FloatTensor") -> "torch.FloatTensor":
+        import torch
+
+        reply = input_ids[:, self.prompt_len:]
+        if reply.shape[1] == 0:
+            return scores
+        seen = torch.zeros_like(scores, dtype=torch.bool)
+        seen.scatter_(1, reply.clamp(max=scores.shape[1] - 1), True)
+        # the mask has one entry per row of the output embeddings, as many as the scores
+        seen &= self.word_mask.to(scores.device)[: scores.shape[1]].unsqueeze(0)
+        penalised = torch.where(scores > 0, scores / self.penalty, scores * self.penalty)
+        return torch.where(seen, penalised, scores)
 
 
 def _stop_when(should_stop: Callable[[], bool]) -> Any:

@@ -213,8 +213,12 @@ class OpenAIModel:
                     "strict": self.strict_schema,
                 },
             }
-        if self.extra_body:
-            params["extra_body"] = self.extra_body
+        extra = dict(self.extra_body or {})
+        if settings.repetition_penalty is not None:
+            # not an OpenAI parameter: vLLM and SGLang read it from the body's extra fields
+            extra.setdefault("repetition_penalty", settings.repetition_penalty)
+        if extra:
+            params["extra_body"] = extra
         return params
 
     def _messages(self, conversation: Conversation) -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@
 ``POST /v1/chat/completions`` accepts the standard request: messages whose content is a string
 or a list of parts (``text`` and ``image_url`` parts whose URL is a ``data:image/...;base64``
 URL; the server fetches nothing from the network), ``temperature``, ``top_p``, ``max_tokens`` /
-``max_completion_tokens``, ``seed``, ``stop`` and ``response_format`` (``json_schema`` is passed
+``max_completion_tokens``, ``seed``, ``stop``, ``repetition_penalty`` (as vLLM takes it) and
+``response_format`` (``json_schema`` is passed
 to the model as its schema, ``json_object`` as "any JSON object"). ``GET /v1/models`` lists the
 one model served. Bad requests get a 4xx with OpenAI's error body
 ``{"error": {"message", "type", "param", "code"}}``.
@@ -92,6 +93,8 @@ class ChatCompletionRequest(_Lenient):
     max_completion_tokens: int | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
+    #: not an OpenAI parameter; vLLM and SGLang take it too (our clients send it in the body)
+    repetition_penalty: float | None = None
     n: int | None = None
     stream: bool | None = None
     response_format: _ResponseFormat | None = None
@@ -213,6 +216,8 @@ def to_settings(
         values["seed"] = request.seed
     if request.stop is not None:
         values["stop"] = [request.stop] if isinstance(request.stop, str) else list(request.stop)
+    if request.repetition_penalty is not None:
+        values["repetition_penalty"] = request.repetition_penalty
     try:
         return GenerationSettings.model_validate(values)
     except ValidationError as exc:
