@@ -40,7 +40,7 @@ def offline_build(tmp_path_factory, tiny_models, smollm2) -> tuple[Path, object]
     config.write_text(yaml.safe_dump({
         "sampling": {"max_side": 96},
         "generation": {"max_new_tokens": 12},
-        "curate": {"group_size": 8, "qa_per_group": 1},
+        "curate": {"group_size": 8, "qa_per_group": 1, "max_text_chars": 60, "max_new_tokens": 120},
     }))
     cfg = load_config("offline", config)
     out = root / "build"

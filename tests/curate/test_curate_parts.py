@@ -41,9 +41,14 @@ def test_prose_and_cut_strings_are_not_guessed(text):
 
 def test_interpret_validates_against_the_schema():
     schema = qa_schema(2, 40, 3)
-    good = '{"pairs": [{"question": "Why?", "answer": "Because.", "task": "Causal Inference", "frames": [1, 2]}]}'
+    good = '{"pairs": [{"question": "Why did he go?", "answer": "Because.", "task": "Causal Inference", "frames": [1, 2]}]}'
     value, error = interpret(good, None, schema)
     assert error is None and value.pairs[0].frames == [1, 2]
+    # a question is one line ending with a question mark (the grammar enforces it while decoding)
+    for bad in ("1", "Why did he go", 'Why "did" he go?'):
+        value, error = interpret(good.replace("Why did he go?", bad.replace('"', '\\"')), None, schema)
+        assert value is None and "pairs.0.question" in error, bad
+    assert interpret(good.replace("Why did he go?", "他为什么离开？"), None, schema)[1] is None
     value, error = interpret(good.replace("Causal Inference", "Astrology"), None, schema)
     assert value is None and "pairs.0.task" in error
     value, error = interpret(good.replace("[1, 2]", "[1, 4]"), None, schema)

@@ -108,7 +108,9 @@ def _text_stages(cfg, video: Path, frames, paths: list[str], captions: list[str]
     kind = "random-weight" if llm.startswith("tiny:") else "real"
     console.print(f"[bold]text stages of build[/] ({llm}, {kind} model) on the captions above:", highlight=False)
     pool = ModelPool(cfg.models.options, cache=str(video.parent / "responses.sqlite"))
-    stages = {stage.name: stage for stage in build_stages(cfg, video.parent, pool)}
+    # one QA pair is all the demo shows: asking for more only makes the small model write longer
+    one_pair = cfg.model_copy(update={"curate": cfg.curate.model_copy(update={"qa_per_group": 1})})
+    stages = {stage.name: stage for stage in build_stages(one_pair, video.parent, pool)}
     item = {
         "id": f"{video.name}#g000", "video": video.name,
         "frames": [{"index": f.index, "seconds": f.seconds, "path": p} for f, p in zip(frames, paths)],
@@ -123,6 +125,8 @@ def _text_stages(cfg, video: Path, frames, paths: list[str], captions: list[str]
         if stopped:
             why = stopped[0].get(FAILURE) or stopped[0].get(DROP)
             console.print(f"  {name}: stopped ({why['reason']}: {why['detail'][:200]})", highlight=False, markup=False)
+            if why.get("raw"):
+                console.print(f"  its reply: {why['raw'][:300]!r}", highlight=False, markup=False)
             return
         first = items[0]
         if name == "qa":

@@ -61,7 +61,8 @@ def _question(max_chars: int | None) -> object:
     body = f"{{4,{max(4, max_chars - 2)}}}" if max_chars else "{4,}"
     # No double quote or backslash: xgrammar matches a pattern against the raw JSON text of the
     # string, so an allowed '"' lets the model close the string early and write invalid JSON.
-    return Field(min_length=6, max_length=max_chars, pattern=f'^[^\\s"\\\\][^\\n"\\\\]{body}[?\uff1f]$')
+    # The pattern carries the length too: xgrammar ignores minLength/maxLength beside a pattern.
+    return Field(pattern=f'^[^\\s"\\\\][^\\n"\\\\]{body}[?\uff1f]$')
 
 
 @lru_cache(maxsize=None)
