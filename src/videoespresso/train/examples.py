@@ -11,7 +11,10 @@
 
 From a build, candidates for the selector are the frames of the caption group a question was
 written from (read from the build's store), so the target is a real choice among them. The
-official train files hold only the core frames, so they give stage 1 and stage 2 examples only.
+official train files hold only the core frames and their captions, so selector examples from them
+are made as the selector works at inference (:func:`selector_examples_from_train_items`): uniform
+candidates from the video, every one captioned by the selector VLM, and as targets the candidates
+nearest the annotated keyframes, located as the oracle selector locates them.
 ``media="video"`` gives the reasoner the whole video instead of the core frames.
 """
 
@@ -19,9 +22,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 from ..schema import FrameRef, SFTExample, SFTMessage, SFTTarget, TrainItem
+from ..select.base import CandidateMixin
 
 TARGETS: tuple[SFTTarget, ...] = ("selector", "stage1", "stage2")
 Media = Literal["images", "video"]
@@ -172,6 +176,151 @@ def examples_from_build(
 # --------------------------------------------------------------------------- from official train files
 
 
+def _item_id(item: TrainItem, number: int) -> str:
+    return str(item.extra.get("id", number))
+
+
+def _item_video(item: TrainItem, video_root: str | Path | None) -> str:
+    if item.video_path and video_root is not None:
+        return str(Path(video_root).resolve() / item.video_path)
+    return item.video_path
+
+
+def _source(item: TrainItem) -> str:
+    return "official-video" if item.keyframes_key == "keyframes_path" else "official-images"
+
+
+def _recorded_seconds(item: TrainItem) -> list[float] | None:
+    """Keyframe times our own train files record (``keyframes_seconds``), else None."""
+    seconds = item.extra.get("keyframes_seconds")
+    if isinstance(seconds, list) and len(seconds) == len(item.keyframes) and seconds:
+        try:
+            return [float(t) for t in seconds]
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+class _Candidates(CandidateMixin):
+    """Uniform candidates and their selector-VLM captions, by the code the caption-reading
+    selectors run at inference (one caption per frame of a video, kept across questions)."""
+
+    def __init__(self, candidates: int, image_size: int | None) -> None:
+        self.num_candidates = candidates
+        self.image_size = image_size
+
+
+def selector_examples_from_train_items(
+    items: Sequence[TrainItem],
+    *,
+    vlm: Any,
+    embedder: Any = None,
+    video_root: str | Path | None = None,
+    candidates: int = 16,
+    frame_fps: float | None = 1.0,
+    image_size: int | None = 448,
+    settings: Any = None,
+    max_frames: int = 4,
+    on_item: Callable[[], None] | None = None,
+) -> tuple[list[SFTExample], list[str]]:
+    """Selector examples from an official train file, which records only the keyframes.
+
+    Candidates are ``candidates`` uniformly spaced frames of the item's video (the rule the
+    selectors use at inference) and *all* of them are captioned by the selector VLM ``vlm``, the
+    keyframes too: the annotation's own captions come from another, larger model, and giving them
+    to the target frames only would teach the picker their style instead of the question. Each
+    keyframe is then located among the candidates as the oracle selector locates core frames:
+
+    * ``time``: by its time (our ``keyframes_seconds`` field, else a file name that is a frame
+      number at ``frame_fps``, :func:`~videoespresso.select.oracle.times_from_names`), taking the
+      candidate nearest in time (the gap is recorded in ``meta["gaps_s"]``); names whose times run
+      past the video's end are matched by caption instead;
+    * ``caption``: its annotated caption against the candidates' captions with the text
+      ``embedder`` (:func:`~videoespresso.select.oracle.match_captions`; the cosine similarities
+      are recorded in ``meta["scores"]``).
+
+    Targets are the candidate numbers found (1-based, repeats merged, sorted); the prompt is the
+    caption-LLM selector's ``select/choose``. ``vlm`` should carry a response cache
+    (``load_model(..., cache=...)``), so a rerun captions nothing again. Items without a video, with
+    an unreadable one, or whose keyframes cannot be located are skipped with one line each."""
+    from ..errors import UserError
+    from ..prompts import load_prompt
+    from ..select.base import CAPTION_PROMPT, open_reader
+    from ..select.oracle import match_captions, past_end, times_from_names
+
+    from ..schema import GenerationSettings
+
+    problems: list[str] = []
+    examples: list[SFTExample] = []
+    settings = settings or GenerationSettings(max_new_tokens=48)
+    pool = _Candidates(candidates, image_size)
+    caption_prompt = load_prompt(CAPTION_PROMPT)
+    for number, item in enumerate(items):
+        if on_item is not None:
+            on_item()
+        item_id = _item_id(item, number)
+        video = _item_video(item, video_root)
+        if not video:
+            problems.append(f"item {item_id}: no video_path (selector candidates come from the video); selector example skipped")
+            continue
+        if not Path(video).is_file():
+            problems.append(f"item {item_id}: video {video!r} not found; selector example skipped")
+            continue
+        if not item.keyframes:
+            problems.append(f"item {item_id}: no keyframes to locate; selector example skipped")
+            continue
+        recorded = _recorded_seconds(item)
+        times = recorded if recorded is not None else times_from_names(item.keyframes, frame_fps)
+        by_caption = len(item.captions) == len(item.keyframes) and all(c.strip() for c in item.captions)
+        try:
+            with open_reader(video) as reader:
+                if times and recorded is None and past_end(times, reader.duration_s):
+                    if not by_caption:
+                        problems.append(
+                            f"item {item_id}: keyframe at {max(times):g} s (file-name number at {frame_fps:g} fps) "
+                            f"is past the video's end ({reader.duration_s:g} s) and no captions to match instead; "
+                            "selector example skipped")
+                        continue
+                    times = []
+                if not times and not by_caption:
+                    problems.append(f"item {item_id}: keyframes have neither times (numeric file names) nor one "
+                                    "caption each; selector example skipped")
+                    continue
+                if not times and embedder is None:
+                    problems.append(f"item {item_id}: keyframes must be located by caption and no text embedder "
+                                    "is set; selector example skipped")
+                    continue
+                refs = pool.candidate_refs(reader, None)
+                texts, _ = pool.candidate_captions(reader, refs, vlm, settings)
+        except UserError as exc:
+            problems.append(f"item {item_id}: video {video!r} cannot be read ({exc}); selector example skipped")
+            continue
+        meta: dict[str, Any] = {"question_id": item_id, "task": item.task, "keyframes": list(item.keyframes)}
+        if times:
+            nearest = [min(range(len(refs)), key=lambda j: (abs(refs[j].seconds - t), j)) for t in times]
+            meta |= {"located_by": "time", "keyframe_seconds": [round(t, 3) for t in times],
+                     "gaps_s": [round(abs(refs[j].seconds - t), 3) for j, t in zip(nearest, times)]}
+        else:
+            nearest, scores = match_captions(embedder, list(item.captions), texts)
+            meta |= {"located_by": "caption", "scores": [round(x, 4) for x in scores],
+                     "embedder": getattr(embedder, "spec", type(embedder).__name__)}
+        chosen = sorted({j + 1 for j in nearest})
+        options = item.extra.get("options")
+        options = [str(o) for o in options] if isinstance(options, list) and options else None
+        prompt = selector_prompt(item.question, options, refs, texts, max(max_frames, len(chosen)))
+        examples.append(SFTExample(
+            id=f"{item_id}:selector", target="selector",
+            messages=[SFTMessage(role="user", content=prompt),
+                      SFTMessage(role="assistant", content=json.dumps({"frames": chosen}))],
+            video=video, source=_source(item),
+            meta={**meta, "candidates": [r.index for r in refs], "candidate_seconds": [r.seconds for r in refs],
+                  "chosen_frames": [refs[j - 1].index for j in chosen],
+                  "selector_vlm": getattr(vlm, "spec", type(vlm).__name__),
+                  "caption_prompt": f"{caption_prompt.name}@v{caption_prompt.version}"},
+        ))
+    return examples, problems
+
+
 def examples_from_train_items(
     items: Sequence[TrainItem],
     targets: Sequence[SFTTarget] = ("stage1", "stage2"),
@@ -179,18 +328,38 @@ def examples_from_train_items(
     frames_root: str | Path | None = None,
     video_root: str | Path | None = None,
     media: Media = "images",
+    selector_vlm: Any = None,
+    embedder: Any = None,
+    candidates: int = 16,
+    frame_fps: float | None = 1.0,
+    image_size: int | None = 448,
+    caption_settings: Any = None,
+    max_frames: int = 4,
+    on_item: Callable[[], None] | None = None,
 ) -> tuple[list[SFTExample], list[str]]:
-    """Stage 1 / stage 2 examples from an official train file (either keyframe spelling).
+    """Examples from an official train file (either keyframe spelling).
 
     Keyframe paths are resolved against ``frames_root`` and videos against ``video_root``. Frame
-    times come from our own ``keyframes_seconds`` / ``keyframes_index`` fields when present."""
+    times come from our own ``keyframes_seconds`` / ``keyframes_index`` fields when present.
+    Selector examples need ``selector_vlm`` (and ``embedder`` for keyframes located by caption);
+    see :func:`selector_examples_from_train_items`."""
     problems: list[str] = []
-    if "selector" in targets:
-        problems.append("train files hold only the core frames (no candidates to choose among); selector examples skipped")
     examples: list[SFTExample] = []
+    if "selector" in targets:
+        if selector_vlm is None:
+            problems.append("train files hold only the keyframes: selector examples need a selector VLM to caption "
+                            "the candidate frames (videoespresso train selector --selector-vlm SPEC --examples-only); "
+                            "selector examples skipped")
+        else:
+            examples, problems = selector_examples_from_train_items(
+                items, vlm=selector_vlm, embedder=embedder, video_root=video_root, candidates=candidates,
+                frame_fps=frame_fps, image_size=image_size, settings=caption_settings, max_frames=max_frames,
+                on_item=on_item)
+    if not any(t in ("stage1", "stage2") for t in targets):
+        return examples, problems
     froot = Path(frames_root).resolve() if frames_root is not None else None
     for number, item in enumerate(items):
-        item_id = str(item.extra.get("id", number))
+        item_id = _item_id(item, number)
         images = [str(froot / p) if froot is not None and not Path(p).is_absolute() else p for p in item.keyframes]
         if media == "images":
             if not images:
@@ -204,13 +373,10 @@ def examples_from_train_items(
         frames: list[FrameRef] = []
         if isinstance(seconds, list) and isinstance(indices, list) and len(seconds) == len(indices) == len(images):
             frames = [FrameRef(index=int(i), seconds=float(s), path=p) for i, s, p in zip(indices, seconds, item.keyframes)]
-        video = item.video_path
-        if video and video_root is not None:
-            video = str(Path(video_root).resolve() / video)
+        video = _item_video(item, video_root)
         examples.extend(reasoner_examples(
             item_id=item_id, question=item.question, answer=item.answer, evidence=item.evidence,
             frames=frames, images=images, video=video or None, targets=targets, media=media,
-            source="official-video" if item.keyframes_key == "keyframes_path" else "official-images",
-            meta={"question_id": item_id, "task": item.task},
+            source=_source(item), meta={"question_id": item_id, "task": item.task},
         ))
     return examples, problems
