@@ -147,3 +147,115 @@ def test_cli_builds_selector_examples_from_a_train_file_and_trains_on_them(video
     cli_main(["train", "selector", "--data", str(out / "examples.jsonl"), "--base", "tiny:qwen2", "--out",
               str(tmp_path / "run"), "--max-steps", "1", "--batch-size", "2"])
     assert "2 selector examples, 1 steps" in " ".join(capsys.readouterr().out.split())
+
+
+TAGGED = "The <obj_start>square<obj_end><box_start>[[50, 50, 20, 20]]<box_end> moves  after the cut."
+
+
+def _keyframe_images(root: Path, names: list[str]) -> None:
+    from PIL import Image
+
+    for i, name in enumerate(names):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (160, 120), (30 * i, 90, 200)).save(root / name)
+
+
+class _RecordingVLM:
+    """A reasoner VLM that records each prompt and its image count and replies from a script."""
+
+    spec = "recording-vlm"
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = list(replies)
+        self.calls: list[tuple[str, int]] = []
+
+    def generate(self, conversations, settings=None):  # noqa: ANN001, ARG002
+        out = []
+        for conversation in conversations:
+            self.calls.append((conversation[0].text, len(conversation[0].images)))
+            out.append(SimpleNamespace(text=self.replies.pop(0), prompt_tokens=None, completion_tokens=None))
+        return out
+
+
+def test_context_frames_and_stripped_tags_keep_the_inference_prompts(videos, tmp_path):
+    from PIL import Image
+
+    from videoespresso.reason.reasoners import ReasonRequest, TwoStageReasoner
+
+    frames_root = tmp_path / "frames"
+    _keyframe_images(frames_root, ["kf/1.jpg", "kf/3.jpg", "kf/x.jpg"])
+    items = [
+        TrainItem(video_path="a.mp4", keyframes=["kf/1.jpg", "kf/3.jpg"], question=" What moves after the cut? ",
+                  answer="The square.", evidence=TAGGED, extra={"id": "t1"}),
+        TrainItem(video_path="a.mp4", keyframes=["kf/x.jpg"], question="q", answer="a", evidence="e", extra={"id": "t2"}),
+        TrainItem(video_path="gone.mp4", keyframes=["kf/1.jpg"], question="q", answer="a", evidence="e", extra={"id": "t3"}),
+    ]
+    context = tmp_path / "ctx"
+    examples, problems = examples_from_train_items(items, ("stage1", "stage2"), frames_root=frames_root, video_root=videos,
+                                                   context_frames=4, context_dir=context, evidence_tags="strip")
+    assert [e.id for e in examples] == ["t1:stage1", "t1:stage2"]
+    assert "item t2: keyframe times unknown" in problems[0] and "item t3: video" in problems[1] and "not found" in problems[1]
+    stage1, stage2 = examples
+    # 75 frames at 25 fps: keyframes 1.jpg, 3.jpg at 1 fps are frames 25 and 74; the uniform 4 are
+    # 0, 24, 49, 74, so 74 is not repeated
+    assert [f.index for f in stage1.frames] == [0, 24, 25, 49, 74]
+    assert stage1.meta["core_frames"] == [25, 74] and stage1.meta["context_frames"] == [0, 24, 49]
+    assert stage1.images[2] == str(frames_root / "kf/1.jpg") and stage1.images[4] == str(frames_root / "kf/3.jpg")
+    for i in (0, 1, 3):
+        assert Path(stage1.images[i]).parent.parent == context and Image.open(stage1.images[i]).size == (160, 120)
+    assert stage1.completion == "The square moves  after the cut." and stage1.meta["evidence_tags"] == "strip"
+    with VideoReader(videos / "a.mp4") as reader:  # one clock: every time is the video's own
+        assert stage1.frames == reader.refs([0, 24, 25, 49, 74])
+    assert "taken at 0.0 s, 1.0 s, 1.0 s, 2.0 s, 3.0 s of the video" in stage1.messages[0].content
+    # the prompts are exactly what the two-stage reasoner asks at inference, with the same images
+    requests = [ReasonRequest([SimpleNamespace(image=Image.open(p), ref=f) for p, f in zip(stage1.images, stage1.frames)],
+                              items[0].question)]
+    vlm = _RecordingVLM([stage1.completion, stage2.completion])
+    TwoStageReasoner(vlm).answer_batch(requests)
+    assert vlm.calls == [(stage1.messages[0].content, 5), (stage2.messages[0].content, 5)]
+    assert "The square moves after the cut." in stage2.messages[0].content
+    # kept tags: the evidence as the dataset writes it; no context: the core frames only
+    kept, problems = examples_from_train_items(items[:1], ("stage1",), frames_root=frames_root)
+    assert problems == [] and kept[0].completion == TAGGED and len(kept[0].images) == 2
+    assert "context_frames" not in kept[0].meta
+
+
+def test_context_frames_from_a_build(built_dataset, tmp_path):
+    from videoespresso.train.examples import examples_from_build
+
+    videos = built_dataset.parent / "videos"
+    examples, problems = examples_from_build(built_dataset, ("stage1",), split="all", video_root=videos,
+                                             context_frames=3, context_dir=tmp_path / "ctx")
+    assert problems == [] and examples
+    records = {json.loads(line)["qa"]["id"]: json.loads(line) for line in (built_dataset / "dataset.jsonl").read_text().splitlines()}
+    for ex in examples:
+        core = [f["index"] for f in records[ex.meta["question_id"]]["cot"]["core_frames"]]
+        indices = [f.index for f in ex.frames]
+        assert indices == sorted(indices) and set(core) <= set(indices) and ex.meta["core_frames"] == core
+        assert len(ex.images) == len(ex.frames) == len(core) + len(ex.meta["context_frames"])
+        assert all(Path(p).is_file() for p in ex.images)
+    # without the videos, each item says why
+    _, problems = examples_from_build(built_dataset, ("stage1",), split="all", context_frames=3, context_dir=tmp_path / "c2")
+    assert problems and all("context frames come from it" in p for p in problems)
+
+
+def test_cli_stage1_with_context_frames_and_stripped_tags(videos, tmp_path, capsys):
+    frames_root = tmp_path / "frames"
+    _keyframe_images(frames_root, ["kf/1.jpg", "kf/2.jpg"])
+    data = _train_file(tmp_path / "train.json", "path", [
+        {"video": "a.mp4", "keyframes": ["kf/1.jpg", "kf/2.jpg"], "question": "What moves?", "evidence": TAGGED}])
+    out = tmp_path / "s1"
+    cli_main(["train", "stage1", "--data", str(data), "--frames-root", str(frames_root), "--video-root", str(videos),
+              "--context-frames", "2", "--evidence-tags", "strip", "--out", str(out), "--examples-only"])
+    row = json.loads((out / "examples.jsonl").read_text())
+    assert [f["index"] for f in row["frames"]] == [0, 25, 50, 74]
+    assert row["messages"][1]["content"] == "The square moves  after the cut."
+    assert sorted(p.name for p in (out / "context_frames").rglob("*.jpg")) == ["000000.jpg", "000074.jpg"]
+    cli_main(["train", "stage1", "--data", str(data), "--frames-root", str(frames_root), "--video-root", str(videos),
+              "--context-frames", "2", "--out", str(tmp_path / "run"), "--base", "tiny:qwen2-vl", "--max-steps", "1",
+              "--batch-size", "1"])
+    assert "1 stage1 examples, 1 steps" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["train", "stage1", "--data", str(out / "examples.jsonl"), "--evidence-tags", "strip",
+                  "--out", str(tmp_path / "x"), "--examples-only"])
+    assert exc.value.code == 2 and "--evidence-tags apply while building" in " ".join(capsys.readouterr().err.split())

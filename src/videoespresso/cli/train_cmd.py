@@ -38,7 +38,9 @@ def train_command(
     selector_vlm: Optional[str] = typer.Option(None, "--selector-vlm", help="selector from an official train file: the VLM that captions the candidate frames, as at inference (default: the profile's selector_vlm). Replies are cached."),
     embedder: Optional[str] = typer.Option(None, "--embedder", help="selector from an official train file: the text embedder that matches keyframe captions to candidate captions when file names are not frame numbers (default: the profile's embedder)."),
     candidates: Optional[int] = typer.Option(None, "--candidates", min=1, help="selector from an official train file: uniformly spaced candidate frames per video (default: the profile's select.candidates, 16)."),
-    frame_fps: float = typer.Option(1.0, "--frame-fps", min=0.0, help="selector from an official train file: the fps that numeric keyframe names (480.jpg) count in (default 1, the maintainers' statement); 0: always match captions."),
+    frame_fps: float = typer.Option(1.0, "--frame-fps", min=0.0, help="Official train files: the fps that numeric keyframe names (480.jpg) count in (default 1, the maintainers' statement), to locate selector targets and place --context-frames; 0: selector targets by caption only."),
+    context_frames: int = typer.Option(0, "--context-frames", min=0, help="stage1/stage2: add N uniformly spaced frames of the video to the core frames (time order, no repeats); needs the videos (--video-root). Decoded once into <out>/context_frames/."),
+    evidence_tags: str = typer.Option("keep", "--evidence-tags", help="stage1/stage2: keep the evidence's inline <obj_start>...<box_end> tags as the dataset writes them, or strip them to plain prose (object names kept)."),
     examples_only: bool = typer.Option(False, "--examples-only", help="Build the examples, write <out>/examples.jsonl (a --data for later runs) and stop: no model is trained."),
     profile: Optional[str] = ProfileOption,
     config: Optional[Path] = ConfigOption,
@@ -65,8 +67,18 @@ def train_command(
         raise ConfigError(f"--out {out} is a file; give a folder")
     if base is None and not examples_only:
         raise ConfigError("--base is required (the model to adapt), unless --examples-only")
+    if evidence_tags not in ("keep", "strip"):
+        raise ConfigError(f"--evidence-tags must be keep or strip, not {evidence_tags!r}")
+    if data.suffix == ".jsonl" and (context_frames or evidence_tags != "keep"):
+        raise ConfigError("--context-frames and --evidence-tags apply while building examples (a build folder or a "
+                          "train file); an examples file was built with its own")
+    if context_frames and target == "selector":
+        raise ConfigError("--context-frames applies to stage1 and stage2 (the selector reads captions)")
     cfg = effective_config(profile, config)
     options = _builder_options(target, [data, eval_data], cfg, out, selector_vlm, embedder, candidates, frame_fps)
+    if target != "selector":
+        options |= {"context_frames": context_frames, "context_dir": out / "context_frames",
+                    "evidence_tags": evidence_tags, "frame_fps": frame_fps or None}
     from contextlib import nullcontext
 
     from .bench_cmd import _progress

@@ -16,6 +16,12 @@ are made as the selector works at inference (:func:`selector_examples_from_train
 candidates from the video, every one captioned by the selector VLM, and as targets the candidates
 nearest the annotated keyframes, located as the oracle selector locates them.
 ``media="video"`` gives the reasoner the whole video instead of the core frames.
+
+Stage examples take two options (the issue's "core frames, optionally plus uniform context" and
+"evidence tags rendered or stripped"): ``context_frames=N`` adds N uniformly spaced frames of the
+video to the core frames (:func:`with_context_frames`), and ``evidence_tags="strip"`` trains on the
+evidence as plain prose (:func:`~videoespresso.formats.evidence.strip_evidence_tags`), in the stage
+1 target and in the stage 2 prompt alike, since stage 2 reads what stage 1 writes.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from ..select.base import CandidateMixin
 
 TARGETS: tuple[SFTTarget, ...] = ("selector", "stage1", "stage2")
 Media = Literal["images", "video"]
+EvidenceTags = Literal["keep", "strip"]
 #: Said instead of the frame times when a train file does not record them.
 UNTIMED = "The {n} frames shown are in video order."
 
@@ -60,28 +67,122 @@ def selector_prompt(question: str, options: Sequence[str] | None, frames: Sequen
 def reasoner_examples(
     *, item_id: str, question: str, answer: str, evidence: str, frames: Sequence[FrameRef],
     images: Sequence[str], video: str | None, targets: Iterable[SFTTarget], media: Media, source: str,
-    meta: dict[str, Any],
+    meta: dict[str, Any], evidence_tags: EvidenceTags = "keep",
 ) -> list[SFTExample]:
-    """Stage 1 and/or stage 2 examples of one question."""
+    """Stage 1 and/or stage 2 examples of one question, with the values the two-stage reasoner
+    fills the same templates with at inference (the question stripped, the evidence in stage 2's
+    prompt on one line, as the reasoner passes stage 1's reply on)."""
     out: list[SFTExample] = []
     use_video = media == "video"
     times = "The video is shown." if use_video else _frame_times(frames, len(images))
     shown = {"images": [], "frames": []} if use_video else {"images": list(images), "frames": list(frames)}
+    if evidence_tags == "strip":
+        from ..formats.evidence import strip_evidence_tags
+
+        evidence = strip_evidence_tags(evidence)
+    question = question.strip()
     for target in targets:
         if target == "stage1":
             text = _prompt("reason/evidence_open").render(frame_times=times, question=question)
             reply = evidence
         elif target == "stage2":
-            text = _prompt("reason/evidence_answer_open").render(frame_times=times, question=question, evidence=evidence)
+            text = _prompt("reason/evidence_answer_open").render(frame_times=times, question=question,
+                                                                 evidence=" ".join(evidence.split()))
             reply = answer
         else:
             continue
         out.append(SFTExample(
             id=f"{item_id}:{target}", target=target,
             messages=[SFTMessage(role="user", content=text), SFTMessage(role="assistant", content=reply)],
-            video=video, source=source, meta={**meta, "media": media}, **shown,
+            video=video, source=source, meta={**meta, "media": media, "evidence_tags": evidence_tags}, **shown,
         ))
     return out
+
+
+def _check_stage_options(media: Media, context_frames: int, context_dir: str | Path | None,
+                         evidence_tags: str) -> None:
+    from ..errors import ConfigError
+
+    if evidence_tags not in ("keep", "strip"):
+        raise ConfigError(f"evidence tags must be keep or strip, not {evidence_tags!r}")
+    if context_frames < 0:
+        raise ConfigError(f"context frames must be 0 or more, not {context_frames}")
+    if context_frames and media == "video":
+        raise ConfigError("context frames add images to the core frames; with media video the whole video is shown")
+    if context_frames and context_dir is None:
+        raise ConfigError("context frames are decoded from the video and written as images: give a folder for them")
+
+
+def context_image_path(context_dir: str | Path, video: str | Path, index: int) -> Path:
+    """Where context frame ``index`` of ``video`` is written: one folder per video (its name and a
+    hash of its absolute path, so two videos with one name never share frames), one JPEG per
+    frame index. Written once and reused by every question on that video and by later runs."""
+    import hashlib
+
+    video = Path(video).resolve()
+    tag = hashlib.sha1(str(video).encode("utf-8")).hexdigest()[:10]
+    return Path(context_dir) / f"{video.stem}-{tag}" / f"{index:06d}.jpg"
+
+
+def with_context_frames(
+    reader: Any, core: Sequence[FrameRef], core_images: Sequence[str], count: int, context_dir: str | Path,
+) -> tuple[list[FrameRef], list[str], list[int]]:
+    """The core frames plus ``count`` uniformly spaced frames of the video (the official rule,
+    as the uniform selector takes them), merged in time order; a context frame that is a core
+    frame is not repeated. ``core`` must be refs on ``reader``'s frame table (their images are the
+    core images, in the same order). Context frames are decoded at full size and written as JPEG
+    under ``context_dir`` (:func:`context_image_path`; by temp file + rename, so a killed run
+    leaves no half image). Returns the frames, their images and the indices added."""
+    from ..select.base import uniform_indices
+
+    core_indices = {ref.index for ref in core}
+    added = [i for i in uniform_indices(reader.num_frames, count) if i not in core_indices]
+    paths = {i: context_image_path(context_dir, reader.path, i) for i in added}
+    missing = [i for i in added if not paths[i].is_file()]
+    if missing:
+        for frame in reader.get_frames_at(missing):
+            target = paths[frame.index]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp = target.with_name(target.name + ".tmp")
+            frame.image.save(temp, format="JPEG", quality=95)
+            temp.replace(target)
+    merged = [(ref, str(image)) for ref, image in zip(core, core_images)]
+    merged += [(ref, str(paths[ref.index])) for ref in reader.refs(added)]
+    merged.sort(key=lambda pair: (pair[0].index, pair[0].seconds))
+    return [ref for ref, _ in merged], [image for _, image in merged], added
+
+
+def _stage_frames(
+    *, item_id: str, video: str | None, core_times: Sequence[float] | None, core: Sequence[FrameRef],
+    images: Sequence[str], context_frames: int, context_dir: str | Path | None,
+) -> tuple[list[FrameRef], list[str], dict[str, Any]] | str:
+    """The frames a stage example shows: the core frames, plus context frames when asked.
+    ``core_times`` (when given) place the core frames on the video's frame table (official files:
+    times from file names); else ``core`` already sits there (a build). Returns the frames, images
+    and meta, or the reason the item is skipped."""
+    from ..errors import UserError
+    from ..select.base import open_reader
+    from ..select.oracle import past_end
+
+    if not context_frames:
+        return list(core), list(images), {}
+    if not video:
+        return f"item {item_id}: context frames need the video and the item has none; stage examples skipped"
+    if not Path(video).is_file():
+        return f"item {item_id}: video {video!r} not found (context frames come from it; --video-root); stage examples skipped"
+    try:
+        with open_reader(video) as reader:
+            if core_times is not None:
+                if past_end(core_times, reader.duration_s):
+                    return (f"item {item_id}: keyframe at {max(core_times):g} s is past the video's end "
+                            f"({reader.duration_s:g} s; is --frame-fps right?); stage examples skipped")
+                core = reader.refs([reader.index_nearest(t) for t in core_times])
+            elif any(ref.index >= reader.num_frames for ref in core):
+                return f"item {item_id}: core frame indices past the video's {reader.num_frames} frames; stage examples skipped"
+            frames, shown, added = with_context_frames(reader, core, images, context_frames, context_dir)  # type: ignore[arg-type]
+    except UserError as exc:
+        return f"item {item_id}: video {video!r} cannot be read ({exc}); stage examples skipped"
+    return frames, shown, {"core_frames": [ref.index for ref in core], "context_frames": added}
 
 
 # --------------------------------------------------------------------------- from a build
@@ -114,13 +215,19 @@ def examples_from_build(
     media: Media = "images",
     video_root: str | Path | None = None,
     max_frames: int = 4,
+    context_frames: int = 0,
+    context_dir: str | Path | None = None,
+    evidence_tags: EvidenceTags = "keep",
 ) -> tuple[list[SFTExample], list[str]]:
     """SFT examples from a build folder's ``dataset.jsonl`` (items of ``split``; ``all`` for all).
 
     Frame images are absolute paths into the build; videos are ``video_root / video path`` (the
-    build's input folder, needed for ``media="video"`` only). Returns the examples and one line per
-    item skipped, with the reason."""
+    build's input folder, needed for ``media="video"`` and ``context_frames`` only; context frame
+    images go under ``context_dir``). Returns the examples and one line per item skipped, with the
+    reason."""
     from ..formats.jsonl import read_jsonl
+
+    _check_stage_options(media, context_frames, context_dir, evidence_tags)
 
     build = Path(build).resolve()
     source_file = build / "dataset.jsonl"
@@ -161,14 +268,23 @@ def examples_from_build(
                     video=video, source="build",
                     meta={**meta, "candidates": [f.index for f in candidates], "chosen_frames": [f.index for f in core]},
                 ))
+        if not any(t in ("stage1", "stage2") for t in targets):
+            continue
         missing = [f.path for f in core if not f.path or not (build / f.path).is_file()]
         if media == "images" and missing:
             problems.append(f"item {qa['id']}: core frame image {missing[0]!r} missing; stage examples skipped")
             continue
+        shown = _stage_frames(item_id=qa["id"], video=video, core_times=None, core=core,
+                              images=[str(build / f.path) for f in core if f.path],
+                              context_frames=context_frames, context_dir=context_dir)
+        if isinstance(shown, str):
+            problems.append(shown)
+            continue
+        frames, images, more = shown
         examples.extend(reasoner_examples(
             item_id=qa["id"], question=qa["question"], answer=qa["answer"], evidence=cot["evidence"],
-            frames=core, images=[str(build / f.path) for f in core if f.path], video=video,
-            targets=targets, media=media, source="build", meta=meta,
+            frames=frames, images=images, video=video, targets=targets, media=media, source="build",
+            meta={**meta, **more}, evidence_tags=evidence_tags,
         ))
     return examples, problems
 
@@ -336,13 +452,22 @@ def examples_from_train_items(
     caption_settings: Any = None,
     max_frames: int = 4,
     on_item: Callable[[], None] | None = None,
+    context_frames: int = 0,
+    context_dir: str | Path | None = None,
+    evidence_tags: EvidenceTags = "keep",
 ) -> tuple[list[SFTExample], list[str]]:
     """Examples from an official train file (either keyframe spelling).
 
     Keyframe paths are resolved against ``frames_root`` and videos against ``video_root``. Frame
     times come from our own ``keyframes_seconds`` / ``keyframes_index`` fields when present.
     Selector examples need ``selector_vlm`` (and ``embedder`` for keyframes located by caption);
-    see :func:`selector_examples_from_train_items`."""
+    see :func:`selector_examples_from_train_items`. With ``context_frames`` the keyframes must be
+    placed on the video's clock to merge the context in time order: by ``keyframes_seconds``, else
+    by file names that are frame numbers at ``frame_fps`` (the oracle's rule); items whose
+    keyframes have no time are skipped with the reason (a caption match is no time)."""
+    from ..select.oracle import times_from_names
+
+    _check_stage_options(media, context_frames, context_dir, evidence_tags)
     problems: list[str] = []
     examples: list[SFTExample] = []
     if "selector" in targets:
@@ -374,9 +499,23 @@ def examples_from_train_items(
         if isinstance(seconds, list) and isinstance(indices, list) and len(seconds) == len(indices) == len(images):
             frames = [FrameRef(index=int(i), seconds=float(s), path=p) for i, s, p in zip(indices, seconds, item.keyframes)]
         video = _item_video(item, video_root)
+        meta: dict[str, Any] = {"question_id": item_id, "task": item.task}
+        if context_frames:
+            times = _recorded_seconds(item) or times_from_names(item.keyframes, frame_fps)
+            if not times:
+                problems.append(f"item {item_id}: keyframe times unknown (no keyframes_seconds, file names are not "
+                                "frame numbers), so context frames cannot be placed in time order; stage examples skipped")
+                continue
+            shown = _stage_frames(item_id=item_id, video=video, core_times=times, core=[], images=images,
+                                  context_frames=context_frames, context_dir=context_dir)
+            if isinstance(shown, str):
+                problems.append(shown)
+                continue
+            frames, images, more = shown
+            meta |= more
         examples.extend(reasoner_examples(
             item_id=item_id, question=item.question, answer=item.answer, evidence=item.evidence,
             frames=frames, images=images, video=video or None, targets=targets, media=media,
-            source=_source(item), meta={"question_id": item_id, "task": item.task},
+            source=_source(item), meta=meta, evidence_tags=evidence_tags,
         ))
     return examples, problems

@@ -201,15 +201,18 @@ def load_training_examples(data: str | Path, target: str, *, frames_root: str | 
                            **options: Any) -> tuple[list[SFTExample], list[str]]:
     """Examples of ``target`` from a build folder, an official train file, or an examples JSONL.
 
-    ``options`` go to the builder :func:`~videoespresso.train.examples.examples_from_train_items`
-    (the selector VLM, embedder and candidate count for selector examples from a train file);
-    a build or an examples file needs none of them."""
+    ``options`` go to the builders: ``context_frames``, ``context_dir`` and ``evidence_tags`` to
+    both (:func:`~videoespresso.train.examples.examples_from_build`), the rest (the selector VLM,
+    embedder, candidate count for selector examples) to
+    :func:`~videoespresso.train.examples.examples_from_train_items` only. An examples file is
+    read as it is: its examples were built with their options already."""
     from ..errors import FormatError
     from .examples import examples_from_build, examples_from_train_items
 
     data = Path(data)
     if data.is_dir():
-        examples, problems = examples_from_build(data, [target], video_root=video_root)  # type: ignore[list-item]
+        stage = {k: v for k, v in options.items() if k in ("context_frames", "context_dir", "evidence_tags")}
+        examples, problems = examples_from_build(data, [target], video_root=video_root, **stage)  # type: ignore[list-item]
     elif data.suffix == ".jsonl":
         examples, problems = [e for e in read_examples(data) if e.target == target], []
     elif data.suffix == ".json":
