@@ -9,16 +9,23 @@ side (the table of ``bench_selection_quality.py``).
 
 Second measure: trainer overhead. The same examples and steps through our ``train_lora`` and
 through a plain loop (peft model + AdamW + the same encoded tensors, no Trainer): samples/s
-ratio (the goal: within 5 %).
+ratio (the goal: within 5 %), and peak memory. Each variant runs in a process of its own (this
+script again, ``--overhead-variant``) so its peak resident set size (the kernel's ``VmHWM``:
+torch's allocations are not Python objects, so tracemalloc misses them) is its own; a third process only
+loads the model and encodes the examples, the floor both share, so the peak above it is what
+training itself costs.
 
     python benchmarks/bench_train_selector.py                      # 300 items, 1 epoch
     python benchmarks/bench_train_selector.py --items 120 --heldout-limit 20 --epochs 1
+    python benchmarks/bench_train_selector.py --items 40 --overhead-only --overhead-steps 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +52,7 @@ def selector_examples(items, step: int, k: int) -> list[SFTExample]:
     ]
 
 
-def plain_loop(base: str, examples, steps: int, batch: int, lr: float) -> float:
+def plain_loop(base: str, examples, steps: int, batch: int, lr: float, on_step=None) -> float:
     """Samples/s of a hand-written peft + AdamW loop over the same encoded examples."""
     import torch
 
@@ -66,7 +73,99 @@ def plain_loop(base: str, examples, steps: int, batch: int, lr: float) -> float:
             seen += 1
         opt.step()
         opt.zero_grad()
+        if on_step is not None:
+            on_step(step + 1)
     return seen / (time.perf_counter() - t0)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB: the kernel's ``VmHWM``. Not
+    ``ru_maxrss``: Linux carries it across fork + exec, so a child started by a parent that has
+    trained already reports the parent's peak (all three variants read 2716 MiB that way)."""
+    hwm = _status_mb("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+class StepPeak:
+    """Peak RSS of the steady training steps, after the first: whatever loading and the first
+    step (optimizer state allocated) peaked at is left out. After step 1 the kernel's high-water
+    mark is reset (``/proc/self/clear_refs`` 5, Linux 4.0+) and read back at the end (``VmHWM``);
+    ``rss_after_step1`` is the resident set at the reset, the floor that peak sits on."""
+
+    def __init__(self) -> None:
+        self.rss_after_step1: float | None = None
+
+    def __call__(self, step: int, *_: object) -> None:
+        if step == 1:
+            self.rss_after_step1 = _status_mb("VmRSS")
+            try:
+                Path("/proc/self/clear_refs").write_text("5")
+            except OSError:
+                self.rss_after_step1 = None
+
+    def result(self) -> dict[str, float | None]:
+        return {"rss_after_step1_mb": self.rss_after_step1,
+                "step_peak_mb": _status_mb("VmHWM") if self.rss_after_step1 is not None else None}
+
+
+def run_variant(variant: str, examples, args) -> dict[str, float]:
+    """One overhead variant in this (fresh) process: ``setup`` loads the model and encodes the
+    examples only; ``trainer`` runs ``train_lora``; ``plain`` the hand-written loop."""
+    steps, batch = args.overhead_steps, args.batch_size
+    n = steps * batch
+    sub = examples[:n]
+    if variant == "setup":
+        from videoespresso import load_model
+
+        backend = load_model("smollm2", kind="chat")
+        rows = [encode_example(backend, e, max_tokens=6144, image_size=224)[0] for e in sub]
+        return {"rate": 0.0, "peak_rss_mb": peak_rss_mb(), "rows": len(rows)}
+    peak = StepPeak()
+    if variant == "trainer":
+        quick = TrainSettings(lr=args.lr, max_steps=steps, batch_size=batch, save_steps=10_000, logging_steps=1)
+        timed = train_lora(sub, "smollm2", Path(tempfile.mkdtemp(prefix="ve-train-oh-")), target="selector",
+                           settings=quick, on_step=peak)
+        return {"rate": n / timed.seconds, "peak_rss_mb": peak_rss_mb(), **peak.result()}
+    if variant == "plain":
+        rate = plain_loop("smollm2", sub, steps, batch, args.lr, on_step=peak)
+        return {"rate": rate, "peak_rss_mb": peak_rss_mb(), **peak.result()}
+    raise SystemExit(f"unknown variant {variant!r}")
+
+
+def measure_variant(variant: str, args) -> dict[str, float]:
+    """Run :func:`run_variant` in a child process and read its result line."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--overhead-variant", variant, "--items", str(args.items),
+           "--seed", str(args.seed), "--k", str(args.k), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+           "--overhead-steps", str(args.overhead_steps)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"overhead variant {variant} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def overhead(args) -> None:
+    setup, trainer, plain = (measure_variant(v, args) for v in ("setup", "trainer", "plain"))
+    print(f"\noverhead ({args.overhead_steps} steps x {args.batch_size}, one process per variant):")
+    print(f"  samples/s: train_lora {trainer['rate']:.2f}, plain peft loop {plain['rate']:.2f}, "
+          f"ratio {trainer['rate'] / plain['rate']:.3f}")
+    print(f"  peak RSS of the process: train_lora {trainer['peak_rss_mb']:.0f} MiB, plain peft loop "
+          f"{plain['peak_rss_mb']:.0f} MiB, ratio {trainer['peak_rss_mb'] / plain['peak_rss_mb']:.3f} "
+          f"(load + encode alone: {setup['peak_rss_mb']:.0f} MiB)")
+    if trainer.get("step_peak_mb") and plain.get("step_peak_mb"):
+        print(f"  peak RSS of steps 2..{args.overhead_steps}: train_lora {trainer['step_peak_mb']:.0f} MiB "
+              f"(RSS after step 1: {trainer['rss_after_step1_mb']:.0f}), plain peft loop {plain['step_peak_mb']:.0f} MiB "
+              f"(after step 1: {plain['rss_after_step1_mb']:.0f}), ratio {trainer['step_peak_mb'] / plain['step_peak_mb']:.3f}")
 
 
 def main() -> None:
@@ -80,6 +179,9 @@ def main() -> None:
     parser.add_argument("--heldout-limit", type=int, default=None)
     parser.add_argument("--overhead-steps", type=int, default=4, help="steps of the overhead comparison (0: skip)")
     parser.add_argument("--out", default=None, help="training output folder (default: a temp folder)")
+    parser.add_argument("--overhead-only", action="store_true", help="only the trainer overhead comparison (speed and peak RSS)")
+    parser.add_argument("--overhead-variant", choices=("setup", "trainer", "plain"), default=None,
+                        help=argparse.SUPPRESS)  # internal: one variant, in a child process
     args = parser.parse_args()
 
     items = make_caption_sets(args.items, args.seed)
@@ -87,6 +189,15 @@ def main() -> None:
     heldout = heldout[: args.heldout_limit] if args.heldout_limit else heldout
     _, step = still_video(max(len(it.captions) for it in items))
     examples = selector_examples(train, step, args.k)
+    if args.overhead_variant:
+        print("RESULT " + json.dumps(run_variant(args.overhead_variant, examples, args)))
+        return
+    if args.overhead_only:
+        if args.overhead_steps * args.batch_size > len(examples):
+            print(f"note: {len(examples)} train examples for {args.overhead_steps * args.batch_size} samples; "
+                  "examples are reused by the plain loop and cut short by train_lora")
+        overhead(args)
+        return
     out = Path(args.out or tempfile.mkdtemp(prefix="ve-train-sel-"))
     print(f"caption sets: {len(items)} items, {len(train)} train examples, {len(heldout)} held-out; out {out}")
 
@@ -106,15 +217,7 @@ def main() -> None:
           f"{args.epochs} epoch(s), effective batch {args.batch_size}, lr {args.lr})")
 
     if args.overhead_steps:
-        n = args.overhead_steps * args.batch_size
-        sub = examples[:n]
-        quick = TrainSettings(lr=args.lr, max_steps=args.overhead_steps, batch_size=args.batch_size, save_steps=10_000,
-                              logging_steps=1)
-        timed = train_lora(sub, "smollm2", Path(tempfile.mkdtemp(prefix="ve-train-oh-")), target="selector", settings=quick)
-        trainer_rate = n / timed.seconds
-        loop_rate = plain_loop("smollm2", sub, args.overhead_steps, args.batch_size, args.lr)
-        print(f"\noverhead: train_lora {trainer_rate:.2f} samples/s, plain peft loop {loop_rate:.2f} samples/s, "
-              f"ratio {trainer_rate / loop_rate:.3f} ({args.overhead_steps} steps x {args.batch_size})")
+        overhead(args)
 
 
 if __name__ == "__main__":

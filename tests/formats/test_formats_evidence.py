@@ -76,3 +76,20 @@ def test_box_conversion_clamps_and_validates():
         box_from_cxcywh100([1, 2, 3])
     with pytest.raises(FormatError):
         box_from_cxcywh100([50, 50, -1, 10])
+
+
+@pytest.mark.parametrize("text", CANONICAL)
+def test_strip_undoes_render(text):
+    """Stripping what the renderer wrote leaves the prose with each object's name, exactly."""
+    parts = parse_evidence(text)
+    plain = "".join(p.name if isinstance(p, EvidenceObject) else p for p in parts)
+    assert strip_evidence_tags(render_evidence(parts)) == plain
+    assert "<obj_start>" not in plain and "<box_start>" not in plain
+    assert strip_evidence_tags(plain) == plain  # idempotent
+
+
+def test_strip_keeps_going_past_a_malformed_box():
+    text = "The <obj_start>man<obj_end><box_start>[[1, 2, 3]]<box_end> waves; <obj_start>dog<obj_end> sits."
+    with pytest.raises(FormatError):
+        parse_evidence(text)
+    assert strip_evidence_tags(text) == "The man waves; dog sits."

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ConfigError
 from . import app
-from ._common import console, err_console, note_random_weights
+from ._common import ConfigOption, ProfileOption, console, effective_config, err_console, note_random_weights
 
 TARGET_HELP = "selector (captions -> core frames), stage1 (frames + question -> evidence) or stage2 (+ evidence -> answer)."
 
@@ -17,9 +17,9 @@ TARGET_HELP = "selector (captions -> core frames), stage1 (frames + question -> 
 @app.command("train")
 def train_command(
     target: str = typer.Argument(..., help=TARGET_HELP),
-    data: Path = typer.Option(..., "--data", "-d", help="A build folder, an official train .json, or an examples .jsonl (export sft --format examples)."),
-    base: str = typer.Option(..., "--base", help="The model to adapt: hf:<folder or repo>, tiny:<arch>, smollm2, or an earlier adapter (hf:<out>/adapter)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder: adapter/, merged/ (--merge), loss.jsonl, loss.png, checkpoints/."),
+    data: Path = typer.Option(..., "--data", "-d", help="A build folder, an official train .json, or an examples .jsonl (what --examples-only writes)."),
+    base: Optional[str] = typer.Option(None, "--base", help="The model to adapt: hf:<folder or repo>, tiny:<arch>, smollm2, or an earlier adapter (hf:<out>/adapter). Required unless --examples-only."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: adapter/, merged/ (--merge), loss.jsonl, loss.png, checkpoints/ (--examples-only: examples.jsonl)."),
     eval_data: Optional[Path] = typer.Option(None, "--eval-data", help="Held-out examples (same kinds as --data): mean loss before and after training."),
     max_steps: int = typer.Option(-1, "--max-steps", help="Stop after this many optimiser steps (-1: --epochs decides)."),
     epochs: float = typer.Option(1.0, "--epochs", min=0.01, help="Passes over the data (the paper: 1)."),
@@ -34,7 +34,16 @@ def train_command(
     merge: bool = typer.Option(False, "--merge", help="Also write merged/, a full checkpoint (hf:<out>/merged)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the last checkpoint in <out>/checkpoints (default on)."),
     frames_root: Optional[Path] = typer.Option(None, "--frames-root", help="Official train files: the folder keyframe paths are relative to (default: the file's folder)."),
-    video_root: Optional[Path] = typer.Option(None, "--video-root", help="Official train files: the folder video paths are relative to."),
+    video_root: Optional[Path] = typer.Option(None, "--video-root", help="Official train files: the folder video paths are relative to (selector examples need the videos)."),
+    selector_vlm: Optional[str] = typer.Option(None, "--selector-vlm", help="selector from an official train file: the VLM that captions the candidate frames, as at inference (default: the profile's selector_vlm). Replies are cached."),
+    embedder: Optional[str] = typer.Option(None, "--embedder", help="selector from an official train file: the text embedder that matches keyframe captions to candidate captions when file names are not frame numbers (default: the profile's embedder)."),
+    candidates: Optional[int] = typer.Option(None, "--candidates", min=1, help="selector from an official train file: uniformly spaced candidate frames per video (default: the profile's select.candidates, 16)."),
+    frame_fps: float = typer.Option(1.0, "--frame-fps", min=0.0, help="Official train files: the fps that numeric keyframe names (480.jpg) count in (default 1, the maintainers' statement), to locate selector targets and place --context-frames; 0: selector targets by caption only."),
+    context_frames: int = typer.Option(0, "--context-frames", min=0, help="stage1/stage2: add N uniformly spaced frames of the video to the core frames (time order, no repeats); needs the videos (--video-root). Decoded once into <out>/context_frames/."),
+    evidence_tags: str = typer.Option("keep", "--evidence-tags", help="stage1/stage2: keep the evidence's inline <obj_start>...<box_end> tags as the dataset writes them, or strip them to plain prose (object names kept)."),
+    examples_only: bool = typer.Option(False, "--examples-only", help="Build the examples, write <out>/examples.jsonl (a --data for later runs) and stop: no model is trained."),
+    profile: Optional[str] = ProfileOption,
+    config: Optional[Path] = ConfigOption,
 ) -> None:
     """LoRA supervised fine-tuning (peft + the Hugging Face Trainer) with the paper's recipe:
     r 16, alpha 32, cosine schedule, warm-up 0.03, weight decay 0.02, effective batch 16, 1 epoch,
@@ -43,9 +52,12 @@ def train_command(
     `accelerate launch` for several GPUs.
 
     Example: videoespresso train stage1 --data runs/build --base hf:llava-hf/llava-onevision-qwen2-7b-ov-hf --out runs/stage1 --merge
+
+    Selector examples from an official train file (candidates captioned by the selector VLM):
+    videoespresso train selector --data videoespresso_train_video.json --video-root videos --selector-vlm hf:OpenGVLab/InternVL3-1B-hf --out runs/sel --examples-only
     """
     from ..train.examples import TARGETS
-    from ..train.lora import TrainSettings, load_training_examples, train_lora
+    from ..train.lora import TrainSettings, load_training_examples, train_lora, write_examples
 
     if target not in TARGETS:
         raise ConfigError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
@@ -53,20 +65,53 @@ def train_command(
         raise ConfigError("--max-steps must be -1 or at least 1")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder")
-    examples, problems = load_training_examples(data, target, frames_root=frames_root, video_root=video_root)
-    held_out = []
-    if eval_data is not None:
-        held_out, more = load_training_examples(eval_data, target, frames_root=frames_root, video_root=video_root)
-        problems += more
+    if base is None and not examples_only:
+        raise ConfigError("--base is required (the model to adapt), unless --examples-only")
+    if evidence_tags not in ("keep", "strip"):
+        raise ConfigError(f"--evidence-tags must be keep or strip, not {evidence_tags!r}")
+    if data.suffix == ".jsonl" and (context_frames or evidence_tags != "keep"):
+        raise ConfigError("--context-frames and --evidence-tags apply while building examples (a build folder or a "
+                          "train file); an examples file was built with its own")
+    if context_frames and target == "selector":
+        raise ConfigError("--context-frames applies to stage1 and stage2 (the selector reads captions)")
+    cfg = effective_config(profile, config)
+    options = _builder_options(target, [data, eval_data], cfg, out, selector_vlm, embedder, candidates, frame_fps)
+    if target != "selector":
+        options |= {"context_frames": context_frames, "context_dir": out / "context_frames",
+                    "evidence_tags": evidence_tags, "frame_fps": frame_fps or None}
+    from contextlib import nullcontext
+
+    from .bench_cmd import _progress
+
+    # A progress bar only where building is slow: captioning the candidates of a train file.
+    with _progress() if "selector_vlm" in options else nullcontext() as progress:
+        if progress is not None:
+            bar = progress.add_task(f"{target} examples (captioning candidates)", total=None)
+            options["on_item"] = lambda: progress.advance(bar)
+        examples, problems = load_training_examples(data, target, frames_root=frames_root, video_root=video_root,
+                                                    **options)
+        held_out = []
+        if eval_data is not None:
+            held_out, more = load_training_examples(eval_data, target, frames_root=frames_root, video_root=video_root,
+                                                    **options)
+            problems += more
     for line in problems[:10]:
         err_console.print(f"skipped: {line}", highlight=False, markup=False)
     if len(problems) > 10:
         err_console.print(f"skipped: ... and {len(problems) - 10} more", highlight=False)
+    if examples_only:
+        written = write_examples(examples, out / "examples.jsonl")
+        if held_out:
+            write_examples(held_out, out / "eval_examples.jsonl")
+        console.print(f"{len(examples)} {target} examples -> {written}"
+                      + (f" ({len(held_out)} held-out -> {out / 'eval_examples.jsonl'})" if held_out else ""),
+                      highlight=False)
+        return
+    assert base is not None
     note_random_weights({"base": base})
     settings = TrainSettings(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lora_r=lora_r,
                              lora_alpha=lora_alpha, max_tokens=max_tokens, image_size=image_size,
                              save_steps=save_steps, seed=seed)
-    from .bench_cmd import _progress
 
     with _progress() as progress:
         bar = progress.add_task(f"train {target}", total=None)
@@ -95,3 +140,31 @@ def train_command(
     console.print(f"adapter -> {out / 'adapter'} (use as hf:{out / 'adapter'})", highlight=False)
     if result.merged is not None:
         console.print(f"merged checkpoint -> {result.merged} (use as hf:{result.merged})", highlight=False)
+
+
+def _builder_options(target: str, sources: list[Optional[Path]], cfg, out: Path, selector_vlm: Optional[str],
+                     embedder: Optional[str], candidates: Optional[int], frame_fps: float) -> dict[str, object]:
+    """Models and sizes for selector examples from an official train file, from the options or
+    the profile. Nothing is loaded for other targets or sources (a build or examples file): the
+    selector VLM is a 1B model on the paper profile. Its replies are cached in the config's
+    cache file, else ``<out>/selector_captions.cache.sqlite``, so rebuilding captions nothing again."""
+    if target != "selector" or not any(p is not None and p.suffix == ".json" and p.is_file() for p in sources):
+        return {}
+    from ..models import load_model
+    from ..select.factory import LazyModel, captioning_settings
+
+    vlm_spec = selector_vlm or cfg.models.selector_vlm
+    text_spec = embedder or cfg.models.embedder
+    note_random_weights({"selector VLM": vlm_spec})
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(cfg.cache) if cfg.cache else out / "selector_captions.cache.sqlite"
+    return {
+        "selector_vlm": load_model(vlm_spec, kind="vlm", cache=cache, **cfg.model_options(vlm_spec)),
+        # loaded only when a keyframe must be located by caption
+        "embedder": LazyModel(text_spec, "embedder", cfg.model_options(text_spec)),
+        "candidates": candidates or cfg.select.candidates,
+        "frame_fps": frame_fps or None,
+        "image_size": cfg.sampling.max_side,
+        "caption_settings": captioning_settings(cfg),
+        "max_frames": cfg.select.max_frames,
+    }

@@ -117,5 +117,9 @@ def evidence_objects(text: str) -> list[EvidenceObject]:
 
 
 def strip_evidence_tags(text: str) -> str:
-    """The evidence as plain prose: tags removed, object names kept."""
-    return "".join(p.name if isinstance(p, EvidenceObject) else p for p in parse_evidence(text))
+    """The evidence as plain prose: tags removed, object names kept (what ``render_evidence``
+    wrote, undone: ``strip(render(parts))`` is the parts' text with each object's name).
+
+    Box lists are not parsed, so a malformed one (a train file of 200k items has some) is
+    stripped like any other instead of failing the item: the prose needs no boxes."""
+    return _TAG_RE.sub(lambda match: match.group("name"), text)

@@ -39,6 +39,15 @@ def _lazy(config: "Config", spec: str, kind: str) -> LazyModel:
     return LazyModel(spec, kind, config.model_options(spec))
 
 
+def captioning_settings(config: "Config") -> Any:
+    """Decoding settings of the selector VLM's candidate captions: the run's (temperature, seed)
+    with at most 48 new tokens (captions are short). Selector training examples caption with the
+    same settings, so the captions trained on are the ones the selector reads later."""
+    return config.generation.model_copy(
+        update={"max_new_tokens": min(48, config.generation.max_new_tokens)}
+    )
+
+
 def load_selector(
     name: str,
     config: "Config",
@@ -54,10 +63,7 @@ def load_selector(
     """
     sel = config.select
     size = config.sampling.max_side
-    # The run's decoding settings (temperature, seed) apply; captions and frame numbers are short.
-    captioning = config.generation.model_copy(
-        update={"max_new_tokens": min(48, config.generation.max_new_tokens)}
-    )
+    captioning = captioning_settings(config)
     choosing = config.generation.model_copy(
         update={"max_new_tokens": min(32, config.generation.max_new_tokens)}
     )

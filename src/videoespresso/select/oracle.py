@@ -99,7 +99,7 @@ class OracleSelector(CandidateMixin, FrameSelector):
         item = self._find(item_id, question)
         times = self._recorded_times(item)
         with open_reader(video) as reader:
-            if times and isinstance(item, BenchItem) and max(times) > reader.duration_s + 1.0:
+            if times and isinstance(item, BenchItem) and past_end(times, reader.duration_s):
                 # File-name indices past the end: frame_fps is not the fps this file counts in.
                 if not item.core_frames_captions:
                     raise SelectionError(
@@ -129,26 +129,42 @@ class OracleSelector(CandidateMixin, FrameSelector):
                 "oracle selector: no candidate captions given and no captioner set",
             )
             extra = {"located_by": "caption", **more}
-        vectors = np.asarray(self.embedder.embed([*core, *texts]), dtype=np.float32)
-        similarity = vectors[: len(core)] @ vectors[len(core):].T
-        best = similarity.argmax(axis=1)
+        positions, scores = match_captions(self.embedder, core, texts)
         return self._selection(
-            video,
-            question,
-            item_id,
-            [refs[int(j)] for j in best],
-            [float(similarity[i, j]) for i, j in enumerate(best)],
-            extra=extra,
+            video, question, item_id, [refs[j] for j in positions], scores, extra=extra
         )
 
     def _recorded_times(self, item: OracleItem) -> list[float]:
         if isinstance(item, QAPair):
             return [f.seconds for f in item.frames]
         if isinstance(item, BenchItem):
-            if self.frame_fps is None:
-                return []
-            stems = [PurePosixPath(p).stem for p in item.core_frames_paths]
-            if not stems or not all(_NUMBER_RE.match(s) for s in stems):
-                return []
-            return [float(s) / self.frame_fps for s in stems]
+            return times_from_names(item.core_frames_paths, self.frame_fps)
         return [f.seconds for f in item]
+
+
+def times_from_names(paths: Sequence[str], frame_fps: float | None) -> list[float]:
+    """Times of core frames whose file names are all frame numbers (``480.jpg``) at
+    ``frame_fps`` frames per second; ``[]`` when any name is not a number (then the captions
+    locate them) or ``frame_fps`` is None. Shared with the selector's training examples
+    (:mod:`videoespresso.train.examples`), so a keyframe is located the same way there."""
+    if frame_fps is None:
+        return []
+    stems = [PurePosixPath(p).stem for p in paths]
+    if not stems or not all(_NUMBER_RE.match(s) for s in stems):
+        return []
+    return [float(s) / frame_fps for s in stems]
+
+
+def past_end(times: Sequence[float], duration_s: float) -> bool:
+    """Whether file-name times run past the video's end (by more than a second): the names then
+    count frames at another rate than ``frame_fps``, and the captions must locate the frames."""
+    return bool(times) and max(times) > duration_s + 1.0
+
+
+def match_captions(embedder: Any, core: Sequence[str], candidates: Sequence[str]) -> tuple[list[int], list[float]]:
+    """For each core-frame caption, the position of the most similar candidate caption and the
+    cosine similarity (the embedder's vectors are unit length), in core order."""
+    vectors = np.asarray(embedder.embed([*core, *candidates]), dtype=np.float32)
+    similarity = vectors[: len(core)] @ vectors[len(core):].T
+    best = similarity.argmax(axis=1)
+    return [int(j) for j in best], [float(similarity[i, j]) for i, j in enumerate(best)]

@@ -197,27 +197,50 @@ def read_examples(path: str | Path) -> list[SFTExample]:
 
 
 def load_training_examples(data: str | Path, target: str, *, frames_root: str | Path | None = None,
-                           video_root: str | Path | None = None) -> tuple[list[SFTExample], list[str]]:
-    """Examples of ``target`` from a build folder, an official train file, or an examples JSONL."""
+                           video_root: str | Path | None = None,
+                           **options: Any) -> tuple[list[SFTExample], list[str]]:
+    """Examples of ``target`` from a build folder, an official train file, or an examples JSONL.
+
+    ``options`` go to the builders: ``context_frames``, ``context_dir`` and ``evidence_tags`` to
+    both (:func:`~videoespresso.train.examples.examples_from_build`), the rest (the selector VLM,
+    embedder, candidate count for selector examples) to
+    :func:`~videoespresso.train.examples.examples_from_train_items` only. An examples file is
+    read as it is: its examples were built with their options already."""
     from ..errors import FormatError
     from .examples import examples_from_build, examples_from_train_items
 
     data = Path(data)
     if data.is_dir():
-        examples, problems = examples_from_build(data, [target])  # type: ignore[list-item]
+        stage = {k: v for k, v in options.items() if k in ("context_frames", "context_dir", "evidence_tags")}
+        examples, problems = examples_from_build(data, [target], video_root=video_root, **stage)  # type: ignore[list-item]
     elif data.suffix == ".jsonl":
         examples, problems = [e for e in read_examples(data) if e.target == target], []
     elif data.suffix == ".json":
         from ..formats.train import read_train
 
         examples, problems = examples_from_train_items(read_train(data), [target],  # type: ignore[list-item]
-                                                       frames_root=frames_root or data.parent, video_root=video_root)
+                                                       frames_root=frames_root or data.parent, video_root=video_root,
+                                                       **options)
     else:
         raise FormatError(f"{data}: give a build folder, an official train .json or an examples .jsonl")
     examples = [e for e in examples if e.target == target]
     if not examples:
         raise FormatError(f"{data}: no {target} examples" + (f" ({problems[0]})" if problems else ""))
     return examples, problems
+
+
+def write_examples(examples: Sequence[SFTExample], path: str | Path) -> Path:
+    """Write examples as JSONL of :class:`SFTExample` records (what :func:`read_examples` and
+    ``train --data`` read), by temp file + rename: building selector examples from a train file
+    captions every candidate frame, so they are worth keeping for later runs."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".tmp")
+    with temp.open("w", encoding="utf-8") as handle:
+        for example in examples:
+            handle.write(example.model_dump_json() + "\n")
+    temp.replace(path)
+    return path
 
 
 # --------------------------------------------------------------------------- training
