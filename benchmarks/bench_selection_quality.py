@@ -17,12 +17,14 @@ JSON-constrained, up to 4 frames).
     python benchmarks/bench_selection_quality.py                     # held-out split of 300 items
     python benchmarks/bench_selection_quality.py --limit 20 --selectors uniform,caption-llm
     python benchmarks/bench_selection_quality.py --split train --options
+    python benchmarks/bench_selection_quality.py --build build/ --video-root videos/   # a build's questions
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 import tempfile
 import time
 from pathlib import Path
@@ -63,34 +65,80 @@ def candidates(item, step: int) -> list[FrameRef]:
     return [FrameRef(index=k * step, seconds=k * SPACING_S) for k in range(len(item.captions))]
 
 
+@dataclass
+class Case:
+    """One selection problem: the candidates with their captions and the gold frame indices."""
+
+    id: str
+    question: str
+    options: list[str] | None
+    video: Path
+    candidates: list[FrameRef]
+    captions: list[str]
+    gold: set[int]
+    kind: str
+
+
 def score_selector(name: str, selector, items, *, options: bool = False) -> tuple:
-    """(name, frames, recall, precision, exact, repaired, fallback, recall by kind, s/item) on ``items``."""
+    """:func:`score_cases` on caption-set items (each shown with one generated still video)."""
     video, step = still_video(max(len(it.captions) for it in items))
+    cases = [Case(it.id, it.question, it.options, video, candidates(it, step), list(it.captions),
+                  {(g - 1) * step for g in it.gold}, it.kind) for it in items]
+    return score_cases(name, selector, cases, options=options)
+
+
+def score_cases(name: str, selector, cases: list[Case], *, options: bool = False) -> tuple:
+    """(name, frames, recall, precision, exact, repaired, fallback, recall by kind, s/item) on ``cases``."""
     n_frames = hits = gold_total = exact = repaired = fell_back = 0
     by_kind: dict[str, list[int]] = {}
     t0 = time.perf_counter()
-    for it in items:
+    for case in cases:
         before = dict(selector.stats)
-        sel = selector.select(video, it.question, item_id=it.id, options=it.options if options else None,
-                              candidates=candidates(it, step), captions=it.captions)
+        sel = selector.select(case.video, case.question, item_id=case.id,
+                              options=case.options if options else None,
+                              candidates=case.candidates, captions=case.captions)
         after = selector.stats
-        picked = {f.index // step + 1 for f in sel.frames}
-        gold = set(it.gold)
+        picked = {f.index for f in sel.frames}
         n_frames += len(picked)
-        hit = len(picked & gold)
+        hit = len(picked & case.gold)
         hits += hit
-        gold_total += len(gold)
-        exact += picked == gold
+        gold_total += len(case.gold)
+        exact += picked == case.gold
         fell_back += sel.fallback is not None
         changed = {r for r in after if after[r] != before.get(r, 0)} - {"fallback"}
         repaired += bool(changed) and sel.fallback is None
-        kind = by_kind.setdefault(it.kind, [0, 0])
+        kind = by_kind.setdefault(case.kind, [0, 0])
         kind[0] += hit
-        kind[1] += len(gold)
+        kind[1] += len(case.gold)
     seconds = time.perf_counter() - t0
-    n = len(items)
-    return (name, n_frames / n, hits / gold_total, hits / max(1, n_frames), exact / n, repaired / n,
-            fell_back / n, {k: v[0] / v[1] for k, v in sorted(by_kind.items())}, seconds / n)
+    n = len(cases)
+    return (name, n_frames / n, hits / max(1, gold_total), hits / max(1, n_frames), exact / n, repaired / n,
+            fell_back / n, {k: v[0] / max(1, v[1]) for k, v in sorted(by_kind.items())}, seconds / n)
+
+
+def build_cases(build: Path, video_root: Path) -> tuple[list[Case], list[str]]:
+    """Cases from a ``build`` folder: for each exported question the frames of the caption group it
+    was written from (their captions from the build's store) are the candidates, and the
+    annotated core frames (the oracle's frames) are the gold. Returns the cases and a line per
+    question left out."""
+    import json
+
+    from videoespresso.train.examples import _group_candidates
+
+    groups = _group_candidates(build)
+    cases, skipped = [], []
+    for line in (build / "dataset.jsonl").read_text("utf-8").splitlines():
+        record = json.loads(line)
+        qa, cot = record["qa"], record["cot"]
+        group_id = qa["id"].rsplit("/", 1)[0]
+        frames, captions = groups.get(group_id, ([], []))
+        gold = {int(f["index"]) for f in cot["core_frames"]}
+        if not frames or not gold <= {f.index for f in frames}:
+            skipped.append(f"{qa['id']}: caption group {group_id!r} missing or not holding the core frames")
+            continue
+        cases.append(Case(qa["id"], qa["question"], record.get("options"), video_root / qa["video"],
+                          frames, captions, gold, qa["task"]))
+    return cases, skipped
 
 
 def print_table(rows) -> None:
@@ -112,7 +160,30 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=4, help="frames a selector may choose (default 4)")
     parser.add_argument("--options", action="store_true", help="show the four options with the question")
     parser.add_argument("--llm", default="smollm2", help="caption-llm's model spec (e.g. a trained adapter, hf:runs/sel/adapter)")
+    parser.add_argument("--build", type=Path, default=None,
+                        help="score on a build folder instead (candidates: each question's caption group; gold: its core frames)")
+    parser.add_argument("--video-root", type=Path, default=None, help="with --build: the folder the build read its videos from")
     args = parser.parse_args()
+
+    if args.build is not None:
+        if args.video_root is None:
+            raise SystemExit("--build needs --video-root (the folder `build` read its videos from)")
+        cases, skipped = build_cases(args.build, args.video_root)
+        if args.limit:
+            cases = cases[: args.limit]
+        print(f"build {args.build}: {len(cases)} questions ({len(skipped)} left out); "
+              f"{sum(len(c.candidates) for c in cases) / max(1, len(cases)):.1f} candidates and "
+              f"{sum(len(c.gold) for c in cases) / max(1, len(cases)):.2f} gold frames per question")
+        for line in skipped[:10]:
+            print(f"  left out: {line}")
+        rows = []
+        for name in [s.strip() for s in args.selectors.split(",") if s.strip()]:
+            selector = build_selector(name, args.k, args.llm)
+            rows.append(score_cases(name, selector, cases, options=args.options))
+        print()
+        print_table(rows)
+        print(f"\n({len(cases)} build questions; k = {args.k}; gold = the build's core frames)")
+        return
 
     items = make_caption_sets(args.items, args.seed)
     train, heldout = split(items)
