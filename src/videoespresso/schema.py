@@ -80,9 +80,10 @@ class GenerationSettings(Record):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int | None = None
     stop: list[str] = Field(default_factory=list)
-    #: > 1 discourages tokens already in the prompt or the reply (HF ``repetition_penalty``; sent
-    #: as ``repetition_penalty`` to endpoints, which vLLM and SGLang accept). None = off. Small
-    #: models decoding greedily otherwise loop ("1.1.1.1...") until the token limit.
+    #: > 1 discourages repeating what the reply already says. ``hf`` penalises the word tokens
+    #: (with a letter or digit) already in the reply, never the prompt or punctuation; endpoints
+    #: get ``repetition_penalty`` in the request body (vLLM and SGLang apply theirs). None = off.
+    #: Small models decoding greedily otherwise loop ("1.1.1.1...") until the token limit.
     repetition_penalty: float | None = Field(None, gt=0.0)
 
     @model_serializer(mode="wrap")

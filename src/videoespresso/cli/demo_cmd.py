@@ -82,10 +82,10 @@ def demo_command(
     )
     if cfg.models.reasoner.startswith("tiny:"):
         console.print(f"[bold yellow](evidence and answer by the random-weight {cfg.models.reasoner})[/]", highlight=False)
-    _text_stages(cfg, video, sampled.frames, sampled_paths(out, images), captions)
+    _text_stages(cfg, video, sampled.frames, _write_frames(out, images), captions)
 
 
-def sampled_paths(out: Path, images: list) -> list[str]:
+def _write_frames(out: Path, images: list) -> list[str]:
     """The sampled frames written as JPEGs under ``out/frames`` (the curate stages want paths)."""
     folder = out / "frames"
     folder.mkdir(exist_ok=True)

@@ -56,8 +56,8 @@ def _frame_number(n_frames: int) -> object:
 
 def _question(max_chars: int | None) -> object:
     """A question: one line that ends with a question mark (ASCII or full-width), at least six
-    characters, no double quotes. As a pattern the grammar enforces it while decoding: a small model otherwise
-    answers the "question" field with "1" or a copied caption."""
+    characters, no double quotes. As a pattern the grammar enforces it while decoding: a small
+    model otherwise answers the "question" field with "1" or a copied caption."""
     body = f"{{4,{max(4, max_chars - 2)}}}" if max_chars else "{4,}"
     # No double quote or backslash: xgrammar matches a pattern against the raw JSON text of the
     # string, so an allowed '"' lets the model close the string early and write invalid JSON.

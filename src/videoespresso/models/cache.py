@@ -67,7 +67,9 @@ def schema_hash(schema: JsonSchema | None) -> str:
         return ""
     from .structured import schema_to_json
 
-    text = json.dumps(schema_to_json(schema), sort_keys=True, separators=(",", ":"))
+    # Not sort_keys: the order of properties is the order the grammar writes them in, so two
+    # schemas that differ only in order give different replies.
+    text = json.dumps(schema_to_json(schema), separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
