@@ -123,21 +123,21 @@ def build_cases(build: Path, video_root: Path) -> tuple[list[Case], list[str]]:
     question left out."""
     import json
 
-    from videoespresso.train.examples import _group_candidates
+    from videoespresso.train.examples import caption_groups, question_group
 
-    groups = _group_candidates(build)
+    groups = caption_groups(build)
     cases, skipped = [], []
     for line in (build / "dataset.jsonl").read_text("utf-8").splitlines():
         record = json.loads(line)
-        qa, cot = record["qa"], record["cot"]
-        group_id = qa["id"].rsplit("/", 1)[0]
-        frames, captions = groups.get(group_id, ([], []))
-        gold = {int(f["index"]) for f in cot["core_frames"]}
-        if not frames or not gold <= {f.index for f in frames}:
-            skipped.append(f"{qa['id']}: caption group {group_id!r} missing or not holding the core frames")
+        qa = record["qa"]
+        core = [FrameRef.model_validate(f) for f in record["cot"]["core_frames"]]
+        group = question_group(qa["id"], core, groups)
+        if isinstance(group, str):
+            skipped.append(f"{qa['id']}: {group}")
             continue
+        frames, captions = group
         cases.append(Case(qa["id"], qa["question"], record.get("options"), video_root / qa["video"],
-                          frames, captions, gold, qa["task"]))
+                          frames, captions, {f.index for f in core}, qa["task"]))
     return cases, skipped
 
 

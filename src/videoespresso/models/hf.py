@@ -311,6 +311,7 @@ class _HFGenerator(_HFBase):
         self._eos_ids: list[int] = [eos] if isinstance(eos, int) else list(eos or [])
         self._stop_ids = set(self._eos_ids) | {self.tokenizer.pad_token_id}
         self._grammar: Any = None
+        self._word_mask: Any = None
         #: Conversations actually run through the model (generation and option scoring).
         self.calls = 0
         #: The rendered prompt text of each conversation of the last ``generate`` / ``option_logprobs`` call.
@@ -454,7 +455,7 @@ class _HFGenerator(_HFBase):
 
     def _word_token_mask(self) -> "torch.Tensor":
         """True for every vocabulary token whose text holds a letter or digit (computed once)."""
-        if getattr(self, "_word_mask", None) is None:
+        if self._word_mask is None:
             import torch
 
             vocab = self.model.get_output_embeddings().weight.shape[0]

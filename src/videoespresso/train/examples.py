@@ -188,7 +188,7 @@ def _stage_frames(
 # --------------------------------------------------------------------------- from a build
 
 
-def _group_candidates(build: Path) -> dict[str, tuple[list[FrameRef], list[str]]]:
+def caption_groups(build: Path) -> dict[str, tuple[list[FrameRef], list[str]]]:
     """Caption groups of a build (id -> frames, captions), the latest stored result of each."""
     from ..engine import Store
 
@@ -205,6 +205,22 @@ def _group_candidates(build: Path) -> dict[str, tuple[list[FrameRef], list[str]]
     finally:
         store.close()
     return groups
+
+
+def question_group(
+    question_id: str, core: Sequence[FrameRef], groups: dict[str, tuple[list[FrameRef], list[str]]]
+) -> tuple[list[FrameRef], list[str]] | str:
+    """The caption group a build question was written from (its frames and captions, the
+    candidates a selector chooses among), or why it cannot serve: the group is not in the
+    store, or the question's core frames are not among its frames."""
+    group_id = question_id.rsplit("/", 1)[0]
+    candidates, captions = groups.get(group_id, ([], []))
+    if not candidates:
+        return f"caption group {group_id!r} not in the store"
+    indices = {f.index for f in candidates}
+    if any(f.index not in indices for f in core):
+        return "core frames are not among the group's frames"
+    return candidates, captions
 
 
 def examples_from_build(
@@ -235,7 +251,7 @@ def examples_from_build(
         from ..errors import FormatError
 
         raise FormatError(f"{build}: no dataset.jsonl (not a build folder, or the build has not exported yet)")
-    groups = _group_candidates(build) if "selector" in targets else {}
+    groups = caption_groups(build) if "selector" in targets else {}
     problems: list[str] = []
     if "selector" in targets and not groups:
         problems.append(f"{build}: no caption groups in store.sqlite; selector examples skipped")
@@ -251,14 +267,12 @@ def examples_from_build(
         video = str(Path(video_root).resolve() / qa["video"]) if video_root is not None else qa["video"]
         meta = {"question_id": qa["id"], "task": qa["task"], "split": record.get("split", "")}
         if "selector" in targets and groups:
-            group_id = qa["id"].rsplit("/", 1)[0]
-            candidates, captions = groups.get(group_id, ([], []))
-            positions = {f.index: i + 1 for i, f in enumerate(candidates)}
-            if not candidates:
-                problems.append(f"item {qa['id']}: caption group {group_id!r} not in the store; selector example skipped")
-            elif any(f.index not in positions for f in core):
-                problems.append(f"item {qa['id']}: core frames are not among the group's frames; selector example skipped")
+            group = question_group(qa["id"], core, groups)
+            if isinstance(group, str):
+                problems.append(f"item {qa['id']}: {group}; selector example skipped")
             else:
+                candidates, captions = group
+                positions = {f.index: i + 1 for i, f in enumerate(candidates)}
                 chosen = sorted(positions[f.index] for f in core)
                 prompt = selector_prompt(qa["question"], record.get("options"), candidates, captions, max(max_frames, len(chosen)))
                 examples.append(SFTExample(
