@@ -227,3 +227,124 @@ def test_jsonl_without_benchmark_needs_task_and_answer(tmp_path: Path) -> None:
     report = score_file(preds)
     assert report.score.n == 1
     assert report.problems[0].kind == "invalid_record" and "correct_answer" in report.problems[0].message
+
+
+# --------------------------------------------------------------------------- interval of the average
+
+
+def write_generated_predictions(path: Path, sizes: list[int], *, seed: int = 0, per_video: int = 3,
+                                accuracy: float | None = None, video_sd: float = 0.2) -> Path:
+    """A predictions JSONL over ``len(sizes)`` tasks: ``per_video`` questions share a video and a
+    per-video chance of being right (so they are correlated), around a per-task accuracy."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for t_i, n in enumerate(sizes):
+        task = TASKS[t_i].paper_name
+        p = rng.uniform(0.3, 0.7) if accuracy is None else accuracy
+        for q in range(n):
+            v = q // per_video
+            if q % per_video == 0:
+                p_video = float(np.clip(p + rng.normal(0.0, video_sd), 0.0, 1.0)) if video_sd else p
+            right = bool(rng.random() < p_video)
+            lines.append(json.dumps({"id": f"{t_i}-{q}", "task": task, "video_path": f"{t_i}-{v}.mp4",
+                                     "correct_answer": "(A)", "output": "A" if right else "B"}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def bootstrap_average_interval(path: Path, draws: int = 4000, seed: int = 1) -> tuple[float, float]:
+    """95% percentile interval of the unweighted average, resampling videos within each task."""
+    records, _ = read_predictions(path)
+    rng = np.random.default_rng(seed)
+    per_task = []
+    for task in dict.fromkeys(r.task for r in records):
+        rows = [r for r in records if r.task == task]
+        _, video = np.unique([r.video for r in rows], return_inverse=True)
+        right = np.bincount(video, weights=[float(r.output == r.correct) for r in rows])
+        count = np.bincount(video).astype(float)
+        picks = rng.integers(0, len(right), size=(draws, len(right)))
+        per_task.append(right[picks].sum(axis=1) / count[picks].sum(axis=1))
+    low, high = np.percentile(100.0 * np.mean(per_task, axis=0), [2.5, 97.5])
+    return float(low), float(high)
+
+
+def width_ratio(path: Path) -> float:
+    """Width of our interval of the average over the bootstrap's."""
+    ours = score_file(path).score.ci95_unweighted
+    boot = bootstrap_average_interval(path)
+    return (ours[1] - ours[0]) / (boot[1] - boot[0])
+
+
+#: Uneven task sizes: 10 to 300 questions.
+_UNEVEN = [10, 200, 30, 80, 15, 150, 40, 60, 20, 120, 12, 90, 25, 300]
+
+
+@pytest.mark.parametrize("sizes", [[60], [100] * 14, _UNEVEN], ids=["one_task", "14_tasks", "uneven_sizes"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_interval_of_the_average_agrees_with_a_video_bootstrap(tmp_path: Path, sizes: list[int], seed: int) -> None:
+    path = write_generated_predictions(tmp_path / "p.jsonl", sizes, seed=seed)
+    # Our interval carries each task's G/(G-1) factor, which the percentile bootstrap lacks
+    # (it is known to be narrow when a task has few videos), so ours may be somewhat wider.
+    assert 0.85 < width_ratio(path) < 1.3
+
+
+@pytest.mark.parametrize(
+    ("right", "n", "per_video"),
+    [(0, 2, 1), (2, 2, 1), (0, 12, 4), (7, 12, 3), (5, 12, 12), (30, 40, 5)],
+    ids=["0_of_2", "2_of_2", "0_of_12_clustered", "7_of_12", "one_video", "30_of_40"],
+)
+def test_with_one_task_the_average_has_the_overall_interval(right: int, n: int, per_video: int) -> None:
+    # Before: 0/2 gave overall 0.0-65.8 but average 0.0-32.9 (a symmetric interval, clipped at 0).
+    tasks = ["Traffic Analysis"] * n
+    videos = [f"v{i // per_video}" for i in range(n)]
+    correct = np.arange(n) < right
+    score = compute_score(tasks, videos, correct, np.ones(n, dtype=bool))
+    assert score.overall_unweighted == pytest.approx(score.overall_weighted)
+    assert score.ci95_unweighted == pytest.approx(score.ci95_weighted, abs=1e-9)
+    assert score.ci95_unweighted == pytest.approx(score.per_task[0].ci95, abs=1e-9)
+
+
+@pytest.mark.parametrize(("per_task", "right"), [(2, 0), (20, 10), (2, 2)], ids=["all_wrong", "half", "all_right"])
+def test_14_equal_tasks_give_the_average_the_overall_interval(per_task: int, right: int) -> None:
+    # 14 copies of one task (one video per question): the average is the overall accuracy and
+    # stratifying by task gains nothing, so its interval is the overall's (up to each task's own
+    # small-sample factor G/(G-1)). Before, 0/2 in every task gave the average 0.0-8.8 against
+    # an overall 0.0-12.1.
+    n = per_task * len(TASKS)
+    tasks = [t.paper_name for t in TASKS for _ in range(per_task)]
+    correct = np.array([q < right for _ in TASKS for q in range(per_task)])
+    score = compute_score(tasks, [f"v{i}" for i in range(n)], correct, np.ones(n, dtype=bool))
+    assert score.overall_unweighted == pytest.approx(score.overall_weighted)
+    low, high = score.ci95_unweighted
+    ref_low, ref_high = score.ci95_weighted
+    assert low == pytest.approx(ref_low, abs=0.5) and high == pytest.approx(ref_high, abs=0.5)
+
+
+def test_interval_of_the_average_covers_the_truth_on_small_tasks() -> None:
+    # 14 tasks of 6 questions (3 per video, correlated): the case where the old interval was too
+    # narrow (83 % of 300 simulated runs covered the true average, not 95 %).
+    rng = np.random.default_rng(123)
+    true_p = rng.uniform(0.3, 0.7, len(TASKS))
+    tasks = [t.paper_name for t in TASKS for _ in range(6)]
+    videos = [f"{t}-{q // 3}" for t in range(len(TASKS)) for q in range(6)]
+    covered = 0
+    for _ in range(300):
+        # Each video's chance of being right is its task's accuracy, moved up or down together.
+        shift = rng.choice([-0.2, 0.2], size=(len(TASKS), 2))
+        p_video = np.repeat(true_p[:, None] + shift, 3, axis=1).ravel()
+        correct = rng.random(len(tasks)) < p_video
+        low, high = compute_score(tasks, videos, correct, np.ones(len(tasks), dtype=bool)).ci95_unweighted
+        covered += low <= 100.0 * true_p.mean() <= high
+    assert covered / 300 >= 0.9
+
+
+def test_interval_of_the_average_never_collapses() -> None:
+    # Seven tasks all wrong, seven all right: every per-task variance is 0, the average is 50.
+    tasks = [t.paper_name for t in TASKS for _ in range(5)]
+    correct = np.array([i % 2 == 1 for i, _ in enumerate(TASKS) for _ in range(5)])
+    score = compute_score(tasks, [f"v{i}" for i in range(70)], correct, np.ones(70, dtype=bool))
+    low, high = score.ci95_unweighted
+    assert low < 45.0 and high > 55.0
+    # One video for everything: no clustered variance, still an interval.
+    one = compute_score(tasks, ["v"] * 70, correct, np.ones(70, dtype=bool))
+    assert one.ci95_unweighted[0] < 45.0 < 55.0 < one.ci95_unweighted[1]

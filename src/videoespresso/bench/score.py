@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from ..models.protocols import ChatModel, TextEmbedder
 
 _Z95 = 1.959964
-INTERVAL_METHOD = "Wilson score interval on the video-clustered effective sample size"
+INTERVAL_METHOD = ("Wilson score interval on the video-clustered effective sample size; for Avg. (unweighted), on the "
+                   "effective size of the mean of task accuracies (each task's own clustered variance)")
 FailedRule = Literal["wrong", "exclude"]
 
 
@@ -563,8 +564,15 @@ def compute_score(
     95% intervals are Wilson score intervals on an effective sample size ``n / deff``, where the
     design effect ``deff = max(1, se_clustered^2 / se_iid^2)`` accounts for questions sharing a
     video; unlike ``acc +- 1.96 se`` they never collapse to a point at 0% or 100% or with one
-    video. The unweighted mean's interval combines the per-task Wilson variances (or the
-    clustered one, whichever is larger).
+    video.
+
+    The unweighted mean ``U = mean_t p_t`` gets the same kind of interval, on the design-based
+    effective sample size ``n* = U (1 - U) / V``: ``V`` is the larger of ``sum_t V_t / T^2`` (each
+    task's variance as its own interval uses it, ``max(clustered, iid)``) and the clustered
+    variance of ``U`` over all videos (which adds the covariance of tasks that share videos).
+    ``n*`` is capped at the Kish size ``T^2 / sum_t 1/n_t`` (the sample size of a mean with these
+    weights) and is that size when ``V`` is 0 or ``U`` is 0 or 100 %. With one task this is the
+    overall's interval exactly; with equal tasks of equal accuracy it is the pooled one.
     """
     order = _task_order(tasks)
     n = len(tasks)
@@ -585,13 +593,13 @@ def compute_score(
     resid_task = x - mean_t[t]
 
     per_task: list[TaskScore] = []
-    half_widths: list[float] = []
+    var_t = np.empty(len(order))
     for i, name in enumerate(order):
         mask = t == i
         se = _clustered_se(resid_task[mask] / n_t[i], g[mask])
         acc = 100.0 * mean_t[i]
         ci = _wilson(mean_t[i], n_t[i], se)
-        half_widths.append((ci[1] - ci[0]) / 2)
+        var_t[i] = max(0.0 if se is None else se**2, mean_t[i] * (1.0 - mean_t[i]) / n_t[i])
         per_task.append(
             TaskScore(
                 task=name,
@@ -607,10 +615,14 @@ def compute_score(
 
     weighted = 100.0 * x.mean()
     se_w = _clustered_se((x - x.mean()) / n, g)
-    unweighted = float(np.mean(100.0 * mean_t))
-    se_u = _clustered_se(resid_task / (len(order) * n_t[t]), g)
-    se_u_wilson = float(np.sqrt(np.sum((np.asarray(half_widths) / _Z95) ** 2))) / len(order)
-    se_u_ci = max(se_u_wilson, 100.0 * se_u if se_u is not None else 0.0)
+    n_tasks = len(order)
+    mean_u = float(np.mean(mean_t))
+    unweighted = 100.0 * mean_u
+    se_u = _clustered_se(resid_task / (n_tasks * n_t[t]), g)
+    var_u = max(float(var_t.sum()) / n_tasks**2, 0.0 if se_u is None else se_u**2)
+    n_kish = n_tasks**2 / float(np.sum(1.0 / n_t))
+    spread = mean_u * (1.0 - mean_u)
+    n_u = min(n_kish, spread / var_u) if var_u > 0 and spread > 0 else n_kish
     return Score(
         per_task=per_task,
         overall_weighted=weighted,
@@ -621,7 +633,7 @@ def compute_score(
         stderr_weighted=None if se_w is None else 100.0 * se_w,
         ci95_weighted=_wilson(float(x.mean()), float(n), se_w),
         stderr_unweighted=None if se_u is None else 100.0 * se_u,
-        ci95_unweighted=_interval(unweighted, se_u_ci),
+        ci95_unweighted=_wilson_interval(mean_u, n_u),
         failed=int(failed.sum()),
         interval_method=INTERVAL_METHOD,
     )
@@ -637,10 +649,6 @@ def _clustered_se(contributions: np.ndarray, clusters: np.ndarray) -> float | No
     return float(np.sqrt(n_clusters / (n_clusters - 1) * np.sum(sums[used] ** 2)))
 
 
-def _interval(value: float, se: float) -> tuple[float, float]:
-    return (max(0.0, value - _Z95 * se), min(100.0, value + _Z95 * se))
-
-
 def _wilson(p: float, n: float, se_clustered: float | None) -> tuple[float, float]:
     """Wilson 95% interval (percent) for a proportion ``p`` of ``n`` items, on the effective
     sample size left after clustering (see :func:`compute_score`)."""
@@ -648,6 +656,10 @@ def _wilson(p: float, n: float, se_clustered: float | None) -> tuple[float, floa
     iid_var = p * (1.0 - p) / n
     if se_clustered is not None and iid_var > 0:
         n_eff = n / max(1.0, se_clustered**2 / iid_var)
+    return _wilson_interval(p, n_eff)
+
+
+def _wilson_interval(p: float, n_eff: float) -> tuple[float, float]:
     z2 = _Z95**2
     centre = (p + z2 / (2 * n_eff)) / (1 + z2 / n_eff)
     half = _Z95 * np.sqrt(p * (1 - p) / n_eff + z2 / (4 * n_eff**2)) / (1 + z2 / n_eff)
