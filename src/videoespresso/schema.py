@@ -69,6 +69,20 @@ def find_task(name: str) -> TaskInfo | None:
     return _TASK_INDEX.get(_task_key(name))
 
 
+#: Every valid spelling (paper and leaderboard names) by its normalised key.
+_TASK_SPELLINGS: dict[str, str] = {
+    _task_key(name): name for t in TASKS for name in (t.paper_name, t.leaderboard_name)
+}
+
+
+def closest_task(name: str) -> str | None:
+    """The valid task name (paper or leaderboard) nearest to a name that matches none."""
+    import difflib
+
+    match = difflib.get_close_matches(_task_key(name), list(_TASK_SPELLINGS), n=1, cutoff=0.6)
+    return _TASK_SPELLINGS[match[0]] if match else None
+
+
 # --------------------------------------------------------------------------- generation
 
 

@@ -116,3 +116,85 @@ def test_legacy_overall_equals_the_official_scorer_on_official_files(tmp_path: P
     out = tmp_path / "legacy.json"
     assert _run(["score", str(path), "--legacy", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["score"]["overall_weighted"] == pytest.approx(official)
+
+
+# --------------------------------------------------------------------------- task names
+
+
+def _fourteen(tmp_path: Path, last: str = "Situational Awarness", name: str = "p.jsonl") -> Path:
+    """Predictions over 13 benchmark tasks (paper names) plus one task named ``last``."""
+    from videoespresso.schema import TASKS
+
+    names = [t.paper_name for t in TASKS[:13]] + [last]
+    rows = [{"id": f"{t}-{q}", "task": task, "video_path": f"{t}-{q}.mp4", "correct_answer": "A", "output": "A" if q else "B"}
+            for t, task in enumerate(names) for q in range(3)]
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_score_refuses_a_task_name_outside_the_benchmark(tmp_path: Path, capsys) -> None:
+    # Before: exit 0 and "14 of 14 tasks", the misspelt task counted as a benchmark task.
+    preds = _fourteen(tmp_path)
+    assert _run(["score", str(preds), "--json", str(tmp_path / "s.json")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "'Situational Awarness' (3 items, the first item 13-0) is not a VideoEspresso task" in err
+    assert "did you mean 'Situational Awareness'?" in err and "--tasks-any" in err
+    assert not (tmp_path / "s.json").exists()
+    # Case, spaces and either published name are the same task.
+    for spelling in ("  situational   AWARENESS ", "Situation Analysis", "situation_analysis"):
+        assert _run(["score", str(_fourteen(tmp_path, spelling))]) == 0
+        assert "(unweighted, paper; 14 tasks)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_tasks_any_scores_a_custom_benchmark_without_the_leaderboard(tmp_path: Path, capsys) -> None:
+    preds = _fourteen(tmp_path, "My Own Task")
+    out = tmp_path / "s.json"
+    assert _run(["score", str(preds), "--tasks-any", "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    printed, err = " ".join(captured.out.split()), " ".join(captured.err.split())
+    assert "14 tasks, 1 not VideoEspresso's" in printed and "of 14 tasks" not in printed + err
+    assert "custom benchmark (--tasks-any)" in err and "My Own Task" in err
+    assert "My Own Task" in {t["task"] for t in json.loads(out.read_text())["score"]["per_task"]}
+
+    # report: the score file is refused without the flag; with it, the run's own columns only.
+    assert _run(["report", str(out), "--out", str(tmp_path / "rep")]) == 2
+    assert "My Own Task" in capsys.readouterr().err and not (tmp_path / "rep").exists()
+    assert _run(["report", str(out), "--out", str(tmp_path / "rep"), "--tasks-any"]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| Model"))
+    assert "My Own Task" in header and "Situation Analysis" not in header and "Causal Analysis" in header
+    assert "| leaderboard |" not in md and "LLaVA-Video" not in md
+    # A predictions file given to report is checked the same way.
+    assert _run(["report", str(preds), "--out", str(tmp_path / "rep2")]) == 2
+    assert "did you mean" not in capsys.readouterr().err  # nothing close to "My Own Task"
+
+
+def test_report_no_longer_adds_a_misspelt_task_as_a_leaderboard_column(tmp_path: Path, capsys) -> None:
+    # Before: "Situational Awarness" became a 15th column beside the leaderboard's 14.
+    assert _run(["report", str(_fourteen(tmp_path)), "--out", str(tmp_path / "rep")]) == 2
+    assert "did you mean 'Situational Awareness'?" in " ".join(capsys.readouterr().err.split())
+
+
+def test_eval_refuses_unknown_task_names_before_loading_a_model(tmp_path: Path, capsys) -> None:
+    bench = _official(tmp_path)
+    items = json.loads(bench.read_text())
+    items[2]["task"] = "Behaviour Profiling"
+    bench.write_text(json.dumps(items), encoding="utf-8")
+    out = tmp_path / "o.jsonl"
+    base = ["eval", "--bench", str(bench), "--video-root", str(tmp_path), "--model", "tiny:qwen2-vl", "--out", str(out)]
+    assert _run(base) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "'Behaviour Profiling' (1 item, the first item 2)" in err and "did you mean 'Behavior Profiling'?" in err
+    assert not out.exists() and not Path(str(out) + ".manifest.json").exists()
+    items[2]["task"] = "Behavior Profiling"
+    bench.write_text(json.dumps(items), encoding="utf-8")
+    assert _run([*base, "--task", "Cooking Stpes"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--task: task 'Cooking Stpes' (1 item) is not a VideoEspresso task (did you mean 'Cooking Steps'?)" in err
+    assert not out.exists()
+    # --tasks-any runs a custom benchmark (here every video is missing: each item fails, exit 3).
+    items[2]["task"] = "My Own Task"
+    bench.write_text(json.dumps(items), encoding="utf-8")
+    assert _run([*base, "--tasks-any", "--task", "My Own Task", "--frames", "1", "--profile", "tiny", "--no-cache"]) == 3
+    assert [json.loads(line)["task"] for line in out.read_text().splitlines()] == ["My Own Task"]

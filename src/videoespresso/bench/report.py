@@ -19,11 +19,14 @@ from ..errors import FormatError
 from ..schema import find_task
 from .extract import Mode
 from .leaderboard import LeaderboardRow, leaderboard_columns, leaderboard_rows, leaderboard_source
-from .score import ScoreReport, averages_labels, score_file
+from .score import ScoreReport, averages_labels, check_task_names, custom_tasks, score_file
 
 
-def load_run(path: str | Path, bench: str | Path | None = None, mode: Mode = "default") -> ScoreReport:
-    """A score JSON written by ``score --json``, or a predictions file (scored here)."""
+def load_run(path: str | Path, bench: str | Path | None = None, mode: Mode = "default", *,
+             tasks_any: bool = False) -> ScoreReport:
+    """A score JSON written by ``score --json``, or a predictions file (scored here).
+
+    Task names outside the 14 benchmark tasks are refused unless ``tasks_any``."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"run {path} does not exist")
@@ -37,8 +40,10 @@ def load_run(path: str | Path, bench: str | Path | None = None, mode: Mode = "de
                 report = ScoreReport.model_validate(data)
             except ValueError as exc:
                 raise FormatError(f"run {path} is not a score file from `videoespresso score --json`: {exc}") from None
+            if not tasks_any:
+                check_task_names(((t.task, None) for t in report.score.per_task), f"run {path}")
             return report.model_copy(update={"name": report.name or path.stem})
-    return score_file(path, bench, mode=mode)
+    return score_file(path, bench, mode=mode, tasks_any=tasks_any)
 
 
 @dataclass
@@ -60,14 +65,23 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def _comparison_rows(runs: Sequence[ScoreReport], board: Sequence[LeaderboardRow]) -> tuple[list[str], list[list[str]]]:
+def _columns(runs: Sequence[ScoreReport]) -> list[str]:
+    """The per-task columns: the leaderboard's, or the runs' own tasks for a custom benchmark."""
     columns = leaderboard_columns()
+    if not any(custom_tasks(r) for r in runs):
+        return columns
+    present = {t for r in runs for t in _run_columns(r)}
+    return [c for c in columns if c in present] + sorted(present - set(columns))
+
+
+def _comparison_rows(runs: Sequence[ScoreReport], board: Sequence[LeaderboardRow]) -> tuple[list[str], list[list[str]]]:
+    columns = _columns(runs)
     extra = sorted({t for r in runs for t in _run_columns(r)} - set(columns))
     header = ["Model", "Source", "Overall (weighted)", "Avg. (unweighted)", *columns, *extra]
     rows: list[list[str]] = []
     for run in runs:
         acc = _run_columns(run)
-        if run.complete:
+        if run.complete or custom_tasks(run):
             label, weighted, unweighted = "this run", _fmt(run.score.overall_weighted), _fmt(run.score.overall_unweighted)
         else:
             # Averages over fewer tasks are not the leaderboard's averages: never put them in
@@ -113,7 +127,7 @@ def _plot_bars(runs: Sequence[ScoreReport], board: Sequence[LeaderboardRow], pat
     import matplotlib.pyplot as plt
     import numpy as np
 
-    columns = leaderboard_columns()
+    columns = _columns(runs)
     series = [(r.name, [_run_columns(r).get(c, np.nan) for c in columns]) for r in runs]
     series += [(f"{b.model} (leaderboard)", [b.per_task[c] for c in columns]) for b in board]
     width = 0.8 / max(1, len(series))
@@ -139,7 +153,7 @@ def _plot_radar(runs: Sequence[ScoreReport], board: Sequence[LeaderboardRow], pa
     import matplotlib.pyplot as plt
     import numpy as np
 
-    columns = leaderboard_columns()
+    columns = _columns(runs)
     angles = np.linspace(0, 2 * np.pi, len(columns), endpoint=False)
     closed = np.concatenate([angles, angles[:1]])
     fig = plt.figure(figsize=(6.5, 6.5), dpi=100)
@@ -218,6 +232,9 @@ def write_report(
         wanted = [w.lower() for w in leaderboard]
         board = [b for b in board_all if any(w in b.model.lower() for w in wanted)]
         plotted = board
+    if any(custom_tasks(r) for r in runs):
+        # Other tasks than the leaderboard's: nothing published to set beside them.
+        board, plotted = [], []
 
     bars, radar = out / "per_task_bars.png", out / "per_task_radar.png"
     _plot_bars(runs, plotted, bars)

@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ..errors import ConfigError, FormatError
-from ..schema import LETTERS, TASKS, BenchItem, Score, TaskScore, find_task
+from ..schema import LETTERS, TASKS, BenchItem, Score, TaskScore, closest_task, find_task
 from .extract import Extraction, Mode, extract_answer, legacy_extract
 
 if TYPE_CHECKING:
@@ -282,6 +282,36 @@ def task_key(name: str) -> str:
     return info.paper_name if info else name
 
 
+def check_task_names(tasks: Iterable[tuple[str, str | None]], source: str) -> None:
+    """Refuse task names that are none of the 14 benchmark tasks.
+
+    ``tasks`` yields ``(task, item id or None)``. A name matches after case, whitespace and
+    separators are ignored (paper and leaderboard names both count). Raises one ConfigError
+    naming each unknown name, how many items carry it, the first of them and the closest valid
+    name; callers skip this check for a custom benchmark (``tasks_any``).
+    """
+    unknown: dict[str, list[Any]] = {}
+    for name, item_id in tasks:
+        if name != NO_TASK and find_task(name) is None:
+            entry = unknown.setdefault(name, [0, item_id])
+            entry[0] += 1
+    if not unknown:
+        return
+    parts = []
+    for name, (count, first) in unknown.items():
+        items = f"{count} item{'s' if count != 1 else ''}" + (f", the first item {first}" if first is not None else "")
+        hint = closest_task(name)
+        parts.append(f"task {name!r} ({items}) is not a VideoEspresso task"
+                     + (f" (did you mean {hint!r}?)" if hint else ""))
+    more = f" and {len(parts) - 5} more" if len(parts) > 5 else ""
+    raise ConfigError(f"{source}: {'; '.join(parts[:5])}{more}; pass --tasks-any for a custom benchmark")
+
+
+def custom_tasks(report: ScoreReport) -> list[str]:
+    """The scored tasks that are none of the 14 (present only when scored with ``tasks_any``)."""
+    return [t.task for t in report.score.per_task if t.task != NO_TASK and find_task(t.task) is None]
+
+
 def _task_order(keys: Iterable[str]) -> list[str]:
     known = [t.paper_name for t in TASKS]
     present = set(keys)
@@ -309,8 +339,12 @@ def score_records(
     source: str | None = None,
     max_examples: int = 20,
     outcomes: dict[str, tuple[str, str, bool]] | None = None,
+    tasks_any: bool = False,
 ) -> ScoreReport:
     """Score predictions, taking task, answer, options and video from ``bench`` when given.
+
+    A task name that is none of the 14 benchmark tasks is refused (:func:`check_task_names`)
+    unless ``tasks_any`` says the benchmark is a custom one.
 
     ``partial`` says the run covered part of the benchmark on purpose (``eval --limit`` or
     ``--task``): benchmark items without a prediction are then not reported as missing.
@@ -326,7 +360,7 @@ def score_records(
     """
     if mode == "legacy":
         return score_legacy(records, bench, problems=problems, partial=partial, name=name, source=source,
-                            max_examples=max_examples, outcomes=outcomes)
+                            max_examples=max_examples, outcomes=outcomes, tasks_any=tasks_any)
     found = list(problems)
     by_id = {item.id: item for item in bench} if bench is not None else None
     seen: set[str] = set()
@@ -419,6 +453,9 @@ def score_records(
             if item_id not in reported:
                 found.append(Problem(kind="missing_prediction", id=item_id, message=f"item {item_id}: no prediction"))
 
+    if not tasks_any:
+        scored = dict(zip(ids, tasks)) | {f["id"]: f["task"] for f in failures}
+        check_task_names(((task, item_id) for item_id, task in scored.items()), source or "predictions")
     if outcomes is not None:
         outcomes.update(zip(ids, zip(tasks, videos, correct)))
     score = compute_score(
@@ -456,6 +493,7 @@ def score_legacy(
     source: str | None = None,
     max_examples: int = 20,
     outcomes: dict[str, tuple[str, str, bool]] | None = None,
+    tasks_any: bool = False,
 ) -> ScoreReport:
     """Exactly what the official ``score.py`` counts: every element, right or wrong.
 
@@ -531,6 +569,8 @@ def score_legacy(
             if item_id not in seen:
                 found.append(Problem(kind="missing_prediction", id=item_id,
                                      message=f"item {item_id}: no prediction (score.py would not know it; not counted)"))
+    if not tasks_any:
+        check_task_names(zip(tasks, ids), source or "predictions")
     if outcomes is not None:
         outcomes.update(zip(ids, zip(tasks, videos, correct)))
     score = compute_score(tasks, videos, np.asarray(correct, dtype=bool), np.asarray(parsed, dtype=bool), rules,
@@ -669,11 +709,22 @@ def _wilson_interval(p: float, n_eff: float) -> tuple[float, float]:
 def averages_labels(report: ScoreReport) -> tuple[str, str]:
     """Row labels of the two averages, saying over how many items and tasks they are."""
     score = report.score
-    tasks = f"{len(score.per_task)} of {len(TASKS)} tasks" if not report.complete else f"{len(TASKS)} tasks"
+    custom = custom_tasks(report)
+    if custom:
+        tasks = f"{len(score.per_task)} tasks, {len(custom)} not VideoEspresso's"
+    elif not report.complete:
+        tasks = f"{benchmark_task_count(report)} of {len(TASKS)} tasks"
+    else:
+        tasks = f"{len(TASKS)} tasks"
     return (
         f"Overall (weighted, leaderboard; {score.n} items)",
         f"Avg. (unweighted, paper; {tasks})",
     )
+
+
+def benchmark_task_count(report: ScoreReport) -> int:
+    """How many of the 14 benchmark tasks the report scores."""
+    return sum(find_task(t.task) is not None for t in report.score.per_task)
 
 
 def weighted_overall(per_task: dict[str, float], counts: dict[str, int]) -> float:
@@ -693,6 +744,7 @@ def score_file(
     embedding_margin: float = 0.0,
     partial: bool = False,
     name: str | None = None,
+    tasks_any: bool = False,
 ) -> ScoreReport:
     """Read a predictions file (and optionally the benchmark) and score it."""
     import gc
@@ -704,7 +756,7 @@ def score_file(
     try:
         return _score_file(
             path, bench_path, mode=mode, failed=failed, embedder=embedder, judge=judge,
-            embedding_margin=embedding_margin, partial=partial, name=name,
+            embedding_margin=embedding_margin, partial=partial, name=name, tasks_any=tasks_any,
         )
     finally:
         if was_enabled:
@@ -722,6 +774,7 @@ def _score_file(
     embedding_margin: float,
     partial: bool,
     name: str | None,
+    tasks_any: bool,
 ) -> ScoreReport:
     records, problems = read_predictions(path, keep_all=mode == "legacy")
     bench = None
@@ -741,6 +794,7 @@ def _score_file(
         partial=partial,
         name=name if name is not None else Path(path).stem,
         source=str(path),
+        tasks_any=tasks_any,
     ).model_copy(update={"protocols": run_protocols(path)})
 
 

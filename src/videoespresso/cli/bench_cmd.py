@@ -20,6 +20,11 @@ from ._common import ConfigOption, ProfileOption, console, effective_config, err
 #: The command finished, but some items failed or were skipped (each is reported).
 EXIT_PARTIAL = 3
 
+TasksAnyOption = typer.Option(
+    False, "--tasks-any",
+    help="A custom benchmark: accept task names outside the 14 VideoEspresso tasks (then no leaderboard comparison).",
+)
+
 
 def _progress():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -69,6 +74,7 @@ def eval_command(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not cache model replies."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over: remove the predictions (and manifest) already at --out."),
     retry_failed: bool = typer.Option(True, "--retry-failed/--no-retry-failed", help="Answer again the items whose earlier attempt failed (default on)."),
+    tasks_any: bool = TasksAnyOption,
     profile: Optional[str] = ProfileOption,
     config: Optional[Path] = ConfigOption,
 ) -> None:
@@ -104,6 +110,7 @@ def eval_command(
     from ..models.registry import load_model
 
     from ..bench.protocol import INPUT_FORMS, OFFICIAL_SAMPLER, OFFICIAL_SETTINGS, PROTOCOLS
+    from ..bench.score import check_task_names
 
     cfg = effective_config(profile, config)
     if protocol not in PROTOCOLS:
@@ -150,7 +157,11 @@ def eval_command(
         raise ConfigError("--top-p must be above 0 (0 keeps no token); use --temperature 0 for greedy decoding")
     if protocol == "official":
         settings = OFFICIAL_SETTINGS.model_copy()
-    items = filter_items(read_bench(bench), task, limit)
+    all_items = read_bench(bench)
+    if not tasks_any:
+        check_task_names(((i.task, i.id) for i in all_items), f"benchmark file {bench}")
+        check_task_names(((name, None) for name in task or ()), "--task")
+    items = filter_items(all_items, task, limit)
     side = max_side if max_side is not None else cfg.sampling.max_side
     if protocol == "official" or side == 0:
         side = None
@@ -246,6 +257,7 @@ def score_command(
     name: Optional[str] = typer.Option(None, "--name", help="Run name in the JSON and in reports."),
     partial: bool = typer.Option(False, "--partial", help="The run covered part of the benchmark on purpose (--limit/--task): do not report the rest as missing."),
     failed: str = typer.Option("wrong", "--failed", help="Items the run could not answer: 'wrong' (count as wrong answers, the default) or 'exclude' (leave out of the accuracies). Either way they are listed and the exit code is 3."),
+    tasks_any: bool = TasksAnyOption,
 ) -> None:
     """Per-task accuracy, the weighted (leaderboard) and unweighted (paper) averages, unparsed rates.
 
@@ -274,6 +286,7 @@ def score_command(
         embedding_margin=margin,
         partial=partial,
         name=name or predictions.stem,
+        tasks_any=tasks_any,
     )
     _print_score(report)
     if json_out is not None:
@@ -288,9 +301,10 @@ def _print_score(report) -> None:
 
     from ..schema import find_task
 
-    from ..bench.score import averages_labels
+    from ..bench.score import averages_labels, benchmark_task_count, custom_tasks
 
     score = report.score
+    custom = custom_tasks(report)
     table = Table(title=f"{report.name} ({report.mode} extraction)")
     for col in ("task", "n", "correct", "unparsed", "failed", "accuracy", "95% CI"):
         table.add_column(col, justify="left" if col == "task" else "right")
@@ -308,12 +322,16 @@ def _print_score(report) -> None:
     console.print(f"95% CI: {score.interval_method}", highlight=False)
     for line in report.protocols:
         console.print(f"run protocol: {line}", highlight=False, markup=False)
-    if report.protocols and not all(p.startswith("official") for p in report.protocols):
+    if custom:
+        err_console.print(f"[yellow]custom benchmark (--tasks-any): {len(custom)} tasks are not VideoEspresso's "
+                          f"({', '.join(custom[:5])}); no average here is comparable with the leaderboard's[/]",
+                          highlight=False)
+    elif report.protocols and not all(p.startswith("official") for p in report.protocols):
         console.print("the leaderboard ran the official protocol (eval --protocol official); runs under other "
                       "protocols are not directly comparable with it", highlight=False)
-    if not report.complete:
+    if not report.complete and not custom:
         err_console.print(
-            f"[yellow]partial run: {len(score.per_task)} of 14 tasks; its averages are not comparable with the leaderboard's[/]"
+            f"[yellow]partial run: {benchmark_task_count(report)} of 14 tasks; its averages are not comparable with the leaderboard's[/]"
         )
     if score.rule_counts:
         console.print("extraction rules: " + ", ".join(f"{k} {v}" for k, v in score.rule_counts.items()), highlight=False)
@@ -451,6 +469,7 @@ def report_command(
     bench: Optional[Path] = typer.Option(None, "--bench", "-b", help="Benchmark file, for prediction files given as runs."),
     leaderboard: Optional[list[str]] = typer.Option(None, "--leaderboard", "-l", help="Published rows to show (name substring); repeatable. Default: all."),
     title: str = typer.Option("VideoEspresso benchmark report", "--title"),
+    tasks_any: bool = TasksAnyOption,
 ) -> None:
     """Markdown and self-contained HTML report: per-task table next to the published leaderboard, plots.
 
@@ -458,7 +477,7 @@ def report_command(
     """
     from ..bench.report import load_run, write_report
 
-    loaded = [load_run(r, bench) for r in runs]
+    loaded = [load_run(r, bench, tasks_any=tasks_any) for r in runs]
     files = write_report(loaded, out, leaderboard=leaderboard, title=title)
     console.print(f"report -> {files.markdown} and {files.html}")
     partial = [r for r in loaded if r.failures or r.problems]
