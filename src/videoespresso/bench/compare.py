@@ -16,8 +16,9 @@ from typing import Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
+from ..errors import FormatError
 from ..schema import BenchItem
-from .score import FailedRule, _task_order, read_predictions, score_records
+from .score import FailedRule, PredictionRecord, _task_order, read_predictions, run_bench_sha256, score_records, task_key
 
 METHOD = ("difference B - A in accuracy points; p: exact two-sided McNemar test on discordant items; "
           "95% CI: paired bootstrap resampling videos")
@@ -86,6 +87,62 @@ def _paired(task: str, a: np.ndarray, b: np.ndarray, videos: np.ndarray, draws: 
     )
 
 
+#: What a prediction may carry about its item, compared between runs that lack a manifest.
+_ITEM_FIELDS = {
+    "task": lambda r: task_key(r.task) if r.task else None,
+    "video_path": lambda r: r.video,
+    "correct_answer": lambda r: r.correct,
+    "options": lambda r: r.options,
+    "question": lambda r: r.extra.get("question"),
+}
+
+
+def check_same_benchmark(path_a: str | Path, path_b: str | Path, records_a: Sequence[PredictionRecord],
+                         records_b: Sequence[PredictionRecord]) -> list[str]:
+    """Refuse two runs that were not made on the same benchmark file; returns notes to print.
+
+    The benchmark fingerprints in the two run manifests decide. Without both, the items the
+    files share are compared on what both carry (task, video, answer, options, question): any
+    difference refuses, and so does having nothing to compare.
+    """
+    sha_a, sha_b = run_bench_sha256(path_a), run_bench_sha256(path_b)
+    if sha_a is not None and sha_b is not None:
+        if sha_a != sha_b:
+            raise FormatError(
+                f"{path_a} and {path_b} were run on different benchmark files (SHA-256 {sha_a[:12]}... and "
+                f"{sha_b[:12]}... in their run manifests); a paired comparison needs the same items"
+            )
+        return []
+    notes = [f"{path} has no eval run manifest: its benchmark file cannot be checked"
+             for path, sha in ((path_a, sha_a), (path_b, sha_b)) if sha is None]
+    by_id: dict[str, PredictionRecord] = {}
+    for rec in records_b:
+        by_id.setdefault(rec.id, rec)  # the first of repeated ids, as scoring keeps it
+    checked, differences, seen = 0, [], set()
+    for rec_a in records_a:
+        rec_b = None if rec_a.id in seen else by_id.get(rec_a.id)
+        seen.add(rec_a.id)
+        if rec_b is None:
+            continue
+        for name, get in _ITEM_FIELDS.items():
+            value_a, value_b = get(rec_a), get(rec_b)
+            if value_a is None or value_b is None:
+                continue
+            checked += 1
+            if value_a != value_b:
+                differences.append(f"item {rec_a.id}: {name} {str(value_a)[:40]!r} vs {str(value_b)[:40]!r}")
+                break
+    if differences:
+        more = f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""
+        raise FormatError(f"{path_a} and {path_b} were not run on the same benchmark: "
+                          f"{'; '.join(differences[:3])}{more}")
+    if not checked:
+        raise FormatError(f"cannot tell whether {path_a} and {path_b} were run on the same benchmark: no run "
+                          "manifests, and the files carry no task, video, answer, options or question of their shared items")
+    notes.append(f"compared what both files carry about their shared items ({checked} values): the same")
+    return notes
+
+
 def compare_runs(
     path_a: str | Path,
     path_b: str | Path,
@@ -94,18 +151,20 @@ def compare_runs(
     failed: FailedRule = "wrong",
     bootstrap: int = 2000,
     seed: int = 0,
+    tasks_any: bool = False,
 ) -> Comparison:
-    """Compare two prediction files item by item (see the module docstring)."""
+    """Compare two prediction files item by item (see the module docstring).
+
+    Runs made on different benchmark files are refused (:func:`check_same_benchmark`)."""
+    read = [read_predictions(path) for path in (path_a, path_b)]
+    notes = check_same_benchmark(path_a, path_b, read[0][0], read[1][0])
     outcomes: list[dict[str, tuple[str, str, bool]]] = [{}, {}]
-    for path, out in zip((path_a, path_b), outcomes):
-        records, problems = read_predictions(path)
-        score_records(records, bench, failed=failed, problems=problems, partial=True, outcomes=out)
+    for path, (records, problems), out in zip((path_a, path_b), read, outcomes):
+        score_records(records, bench, failed=failed, problems=problems, partial=True, outcomes=out,
+                      source=str(path), tasks_any=tasks_any)
     a_out, b_out = outcomes
     common = [i for i in a_out if i in b_out]
-    notes = []
     if not common:
-        from ..errors import FormatError
-
         raise FormatError(f"{path_a} and {path_b} have no scored item in common")
     tasks = np.asarray([a_out[i][0] for i in common])
     videos = np.asarray([a_out[i][1] for i in common])

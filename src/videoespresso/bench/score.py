@@ -763,6 +763,33 @@ def score_file(
             gc.enable()
 
 
+def run_bench_sha256(predictions: str | Path) -> str | None:
+    """The benchmark fingerprint recorded in the eval manifest beside a predictions file (None
+    when there is no readable eval manifest)."""
+    from ..formats.manifest import read_manifest
+
+    try:
+        manifest = read_manifest(predictions)
+    except ConfigError:
+        return None
+    if manifest is None or manifest.get("kind") != "eval":
+        return None
+    sha = manifest["settings"].get("bench_sha256")
+    return sha if isinstance(sha, str) else None
+
+
+def check_bench_matches(predictions: str | Path, bench_path: str | Path) -> None:
+    """Refuse to score a run against another benchmark file than the one it was run on."""
+    from ..formats.bench import bench_fingerprint
+
+    recorded = run_bench_sha256(predictions)
+    if recorded is not None and recorded != (actual := bench_fingerprint(bench_path)):
+        raise FormatError(
+            f"{predictions} was run on another benchmark file (SHA-256 {recorded[:12]}... in its run manifest) "
+            f"than {bench_path} ({actual[:12]}...); score it with the benchmark it was run on"
+        )
+
+
 def _score_file(
     path: str | Path,
     bench_path: str | Path | None,
@@ -782,6 +809,7 @@ def _score_file(
         from ..formats.bench import read_bench
 
         bench = read_bench(bench_path)
+        check_bench_matches(path, bench_path)
     return score_records(
         records,
         bench,

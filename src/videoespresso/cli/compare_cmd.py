@@ -20,6 +20,7 @@ def compare_command(
     bootstrap: int = typer.Option(2000, "--bootstrap", min=100, max=1_000_000, help="Bootstrap resamples (of videos) for the 95% intervals."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+    tasks_any: bool = typer.Option(False, "--tasks-any", help="A custom benchmark: accept task names outside the 14 VideoEspresso tasks."),
 ) -> None:
     """Paired comparison: per-task and overall accuracy difference (B - A), exact McNemar p-value,
     and a 95% interval from a paired bootstrap over videos.
@@ -29,6 +30,7 @@ def compare_command(
     from rich.table import Table
 
     from ..bench.compare import compare_runs
+    from ..bench.score import check_bench_matches
     from ..errors import ConfigError
     from ..formats.bench import read_bench
     from ..formats.jsonl import write_json_atomic
@@ -36,8 +38,13 @@ def compare_command(
 
     if failed not in ("wrong", "exclude"):
         raise ConfigError(f"--failed must be wrong or exclude, not {failed!r}")
-    items = read_bench(bench) if bench is not None else None
-    result = compare_runs(run_a, run_b, items, failed=failed, bootstrap=bootstrap, seed=seed)  # type: ignore[arg-type]
+    items = None
+    if bench is not None:
+        items = read_bench(bench)
+        for run in (run_a, run_b):
+            check_bench_matches(run, bench)
+    result = compare_runs(run_a, run_b, items, failed=failed, bootstrap=bootstrap, seed=seed,  # type: ignore[arg-type]
+                          tasks_any=tasks_any)
     table = Table(title=f"B = {result.name_b} vs A = {result.name_a}")
     for col in ("task", "n", "A", "B", "B - A", "95% CI", "only A", "only B", "p (McNemar)"):
         table.add_column(col, justify="left" if col == "task" else "right")
