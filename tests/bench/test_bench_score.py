@@ -348,3 +348,23 @@ def test_interval_of_the_average_never_collapses() -> None:
     # One video for everything: no clustered variance, still an interval.
     one = compute_score(tasks, ["v"] * 70, correct, np.ones(70, dtype=bool))
     assert one.ci95_unweighted[0] < 45.0 < 55.0 < one.ci95_unweighted[1]
+
+
+@pytest.mark.parametrize("bad", [None, [1, 2], True, 2.5, ""], ids=["null", "list", "bool", "float", "empty"])
+def test_prediction_ids_that_are_not_strings_or_integers_are_refused(tmp_path: Path, bad) -> None:
+    # Before: an official-format item with "id": null was scored as the id "None".
+    path = _official_file(tmp_path)
+    items = json.loads(path.read_text())
+    items[0]["id"] = bad
+    path.write_text(json.dumps(items), encoding="utf-8")
+    records, problems = read_predictions(path)
+    assert [r.id for r in records] == ["1", "2", "3", "4", "5"]
+    assert [(p.kind, p.line) for p in problems] == [("missing_id", 0)] and f"bad id {bad!r}" in problems[0].message
+    # score.py counts the element whatever its id; the legacy mode does too, and says so.
+    legacy, legacy_problems = read_predictions(path, keep_all=True)
+    assert len(legacy) == 6 and legacy_problems[0].kind == "legacy_bad_id"
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text(json.dumps({"id": bad, "task": "Traffic Analysis", "output": "A", "correct_answer": "A"}) + "\n"
+                     + json.dumps({"id": 7, "task": "Traffic Analysis", "output": "A", "correct_answer": "A"}) + "\n")
+    records, problems = read_predictions(jsonl)
+    assert [r.id for r in records] == ["7"] and problems[0].kind == "missing_id" and "bad id" in problems[0].message

@@ -12,6 +12,8 @@ import pytest
 
 from _faults import assert_one_line_error, run_cli
 
+from videoespresso.formats.manifest import manifest_path
+
 
 def _row(i: int, **change) -> dict:
     row = {
@@ -52,6 +54,15 @@ MALFORMED = {
                      ["expected 4 options, got 5"]),
     "answer_E": (json.dumps([_row(0, correct_answer="(E)")]), ["bad correct_answer '(E)'"]),
     "duplicate_ids": (json.dumps([_row(0), _row(0)]), ["duplicate id '0'"]),
+    # Before: read as the ids "None" and "[1, 2]"; every bad item is listed.
+    "null_and_list_ids": (json.dumps([_row(0, id=None), _row(1), _row(2, id=[1, 2])]),
+                          ["item 0", "bad id None", "item 2", "bad id [1, 2]"]),
+    "bool_float_empty_ids": (json.dumps([_row(0, id=True), _row(1, id=1.5), _row(2, id="")]),
+                             ["bad id True", "bad id 1.5", "bad id ''"]),
+    # Before: "-> pred.jsonl" printed, exit 0, no file written (but a manifest).
+    "no_items": ("[]", ["holds no items"]),
+    "unknown_task": (json.dumps([_row(0), _row(1, task="Causal Inferense")]),
+                     ["'Causal Inferense' (1 item, the first item 1)", "did you mean 'Causal Inference'?"]),
 }
 
 
@@ -60,7 +71,7 @@ def test_malformed_bench_is_refused_on_one_line(capsys, tmp_path, videos, cell):
     content, fragments = MALFORMED[cell]
     result, out = _eval(capsys, tmp_path, videos, content)
     assert_one_line_error(result, *fragments)
-    assert not out.exists()
+    assert not out.exists() and not manifest_path(out).exists()
 
 
 def test_lowercase_answer_is_read(capsys, tmp_path, videos):

@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ..errors import ConfigError, FormatError
+from ..formats.bench import item_id as bench_item_id
 from ..schema import LETTERS, TASKS, BenchItem, Score, TaskScore, closest_task, find_task
 from .extract import Extraction, Mode, extract_answer, legacy_extract
 
@@ -188,7 +189,15 @@ def _read_official(path: Path, keep_all: bool = False) -> tuple[list[PredictionR
             else:
                 problems.append(Problem(kind="invalid_record", id=str(index), message=f"item {index} is not an object"))
             continue
-        item_id = str(item.get("id", index))
+        item_id = bench_item_id(item.get("id", index))
+        if item_id is None:
+            message = f"item {index}: bad id {item['id']!r} (expected a non-empty string or an integer)"
+            if not keep_all:
+                problems.append(Problem(kind="missing_id", line=index, message=message))
+                continue
+            # score.py counts the element whatever its id.
+            item_id = f"#{index}"
+            problems.append(Problem(kind="legacy_bad_id", id=item_id, line=index, message=f"{message}; counted as score.py does"))
         if "model_output" not in item and not keep_all:
             problems.append(
                 Problem(kind="invalid_record", id=item_id, message=f"item {item_id} has no 'model_output'")
@@ -226,11 +235,11 @@ def _read_jsonl(path: Path, keep_all: bool = False) -> tuple[list[PredictionReco
                 Problem(kind="malformed_json", line=line_no, message=f"line {line_no}: {error or 'not a JSON object'}")
             )
             continue
-        item_id = obj.get("id")
-        if not isinstance(item_id, (str, int)) or isinstance(item_id, bool):
-            problems.append(Problem(kind="missing_id", line=line_no, message=f"line {line_no}: no 'id'"))
+        item_id = bench_item_id(obj.get("id"))
+        if item_id is None:
+            reason = f"bad id {obj['id']!r} (expected a non-empty string or an integer)" if "id" in obj else "no 'id'"
+            problems.append(Problem(kind="missing_id", line=line_no, message=f"line {line_no}: {reason}"))
             continue
-        item_id = str(item_id)
         if "output" not in obj and not keep_all:
             problems.append(
                 Problem(kind="invalid_record", id=item_id, line=line_no, message=f"line {line_no}: item {item_id} has no 'output'")

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..errors import FormatError
 from ..schema import LETTERS, BenchItem
 from ._io import load_json_list, raise_problems, require_str, str_list
 from .jsonl import write_json_atomic
@@ -32,11 +33,21 @@ def option_text(raw: str) -> str:
     return match.group(2).strip() if match else raw.strip()
 
 
+def item_id(value: Any) -> str | None:
+    """An item id as text: a non-empty string or an integer; None for anything else (null, a
+    list, a bool, a float), which ``str`` would turn into "None" or "[1, 2]"."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        return None
+    return str(value)
+
+
 def parse_bench_item(raw: Any, index: int, where: str, problems: list[str]) -> BenchItem | None:
     if not isinstance(raw, dict):
         problems.append(f"{where}: not a JSON object")
         return None
     start = len(problems)
+    if "id" in raw and item_id(raw["id"]) is None:
+        problems.append(f"{where}: bad id {raw['id']!r} (expected a non-empty string or an integer)")
     fields = {k: require_str(raw, k, where, problems) for k in ("video_path", "question", "task")}
     options = raw.get("options")
     if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
@@ -61,9 +72,8 @@ def parse_bench_item(raw: Any, index: int, where: str, problems: list[str]) -> B
     captions = str_list(raw, "core_frames_captions", where, problems)
     if len(problems) > start:
         return None
-    item_id = raw.get("id", index)
     return BenchItem(
-        id=str(item_id),
+        id=item_id(raw.get("id", index)) or str(index),
         video_path=fields["video_path"],
         question=fields["question"],
         task=fields["task"],
@@ -86,7 +96,16 @@ def read_bench(path: str | Path) -> list[BenchItem]:
     if Path(path).is_dir():
         from .hf import load_bench_items
 
-        return load_bench_items(path)
+        items = load_bench_items(path)
+    else:
+        items = _read_bench_file(path)
+    if not items:
+        # Nothing to run or score against: every command would report an empty success.
+        raise FormatError(f"benchmark {path} holds no items")
+    return items
+
+
+def _read_bench_file(path: str | Path) -> list[BenchItem]:
     data = load_json_list(path, "benchmark")
     if not isinstance(data, list):
         raise_problems(path, "benchmark", ["the top level must be a JSON list of items"])
