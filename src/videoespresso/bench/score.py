@@ -15,6 +15,7 @@ without a prediction are each reported as a :class:`Problem`; the rest is scored
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections import Counter
@@ -299,9 +300,13 @@ def check_task_names(tasks: Iterable[tuple[str, str | None]], source: str) -> No
     naming each unknown name, how many items carry it, the first of them and the closest valid
     name; callers skip this check for a custom benchmark (``tasks_any``).
     """
+    valid: dict[str, bool] = {}  # a run repeats a few names over many items: look each up once
     unknown: dict[str, list[Any]] = {}
     for name, item_id in tasks:
-        if name != NO_TASK and find_task(name) is None:
+        ok = valid.get(name)
+        if ok is None:
+            ok = valid[name] = name == NO_TASK or find_task(name) is not None
+        if not ok:
             entry = unknown.setdefault(name, [0, item_id])
             entry[0] += 1
     if not unknown:
@@ -463,8 +468,9 @@ def score_records(
                 found.append(Problem(kind="missing_prediction", id=item_id, message=f"item {item_id}: no prediction"))
 
     if not tasks_any:
-        scored = dict(zip(ids, tasks)) | {f["id"]: f["task"] for f in failures}
-        check_task_names(((task, item_id) for item_id, task in scored.items()), source or "predictions")
+        # Failed items are in ``tasks`` unless they were left out of the accuracies.
+        left_out = ((f["task"], f["id"]) for f in failures) if failed_rule == "exclude" else ()
+        check_task_names(itertools.chain(zip(tasks, ids), left_out), source or "predictions")
     if outcomes is not None:
         outcomes.update(zip(ids, zip(tasks, videos, correct)))
     score = compute_score(
