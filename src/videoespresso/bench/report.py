@@ -19,7 +19,7 @@ from ..errors import FormatError
 from ..schema import find_task
 from .extract import Mode
 from .leaderboard import LeaderboardRow, leaderboard_columns, leaderboard_rows, leaderboard_source
-from .score import ScoreReport, averages_labels, check_task_names, custom_tasks, score_file
+from .score import ScoreReport, averages_labels, benchmark_task_count, check_task_names, custom_tasks, score_file
 
 
 def load_run(path: str | Path, bench: str | Path | None = None, mode: Mode = "default", *,
@@ -86,7 +86,7 @@ def _comparison_rows(runs: Sequence[ScoreReport], board: Sequence[LeaderboardRow
         else:
             # Averages over fewer tasks are not the leaderboard's averages: never put them in
             # those columns as if they were comparable.
-            label = f"this run, partial ({len(run.score.per_task)} of 14 tasks)"
+            label = f"this run, partial ({benchmark_task_count(run)} of 14 tasks)"
             weighted, unweighted = "n/a", "n/a"
         if run.protocols:
             label += " [" + "; ".join(p.split(":", 1)[0] for p in run.protocols) + " protocol]"
