@@ -664,6 +664,13 @@ def averages_labels(report: ScoreReport) -> tuple[str, str]:
     )
 
 
+def partial_note(report: ScoreReport) -> str | None:
+    """What ``score`` and the UI say of a run that misses benchmark tasks; None for a full run."""
+    if report.complete:
+        return None
+    return f"partial run: {len(report.score.per_task)} of {len(TASKS)} tasks; its averages are not comparable with the leaderboard's"
+
+
 def weighted_overall(per_task: dict[str, float], counts: dict[str, int]) -> float:
     """The leaderboard's Overall from per-task accuracies and question counts."""
     total = sum(counts[t] for t in per_task)

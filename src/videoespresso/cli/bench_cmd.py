@@ -288,7 +288,7 @@ def _print_score(report) -> None:
 
     from ..schema import find_task
 
-    from ..bench.score import averages_labels
+    from ..bench.score import averages_labels, partial_note
 
     score = report.score
     table = Table(title=f"{report.name} ({report.mode} extraction)")
@@ -312,9 +312,7 @@ def _print_score(report) -> None:
         console.print("the leaderboard ran the official protocol (eval --protocol official); runs under other "
                       "protocols are not directly comparable with it", highlight=False)
     if not report.complete:
-        err_console.print(
-            f"[yellow]partial run: {len(score.per_task)} of 14 tasks; its averages are not comparable with the leaderboard's[/]"
-        )
+        err_console.print(f"[yellow]{partial_note(report)}[/]")
     if score.rule_counts:
         console.print("extraction rules: " + ", ".join(f"{k} {v}" for k, v in score.rule_counts.items()), highlight=False)
     if report.failures:

@@ -83,10 +83,18 @@ def read_bench(path: str | Path) -> list[BenchItem]:
 
     A Hugging Face ``datasets`` folder written by :mod:`videoespresso.formats.hf` (a benchmark
     export, or a build export's test split) is read too."""
+    items, problems = read_bench_items(path)
+    raise_problems(path, "benchmark", problems)
+    return items
+
+
+def read_bench_items(path: str | Path) -> tuple[list[BenchItem], list[str]]:
+    """The good items of a benchmark file and one line per bad one (for readers that show the
+    rest, such as the UI); a file that is not a list of items at all still raises FormatError."""
     if Path(path).is_dir():
         from .hf import load_bench_items
 
-        return load_bench_items(path)
+        return load_bench_items(path), []
     data = load_json_list(path, "benchmark")
     if not isinstance(data, list):
         raise_problems(path, "benchmark", ["the top level must be a JSON list of items"])
@@ -104,8 +112,7 @@ def read_bench(path: str | Path) -> list[BenchItem]:
         if item.id in seen:
             problems.append(f"item {index}: duplicate id {item.id!r}")
         seen[item.id] = index
-    raise_problems(path, "benchmark", problems)
-    return items
+    return items, problems
 
 
 def bench_item_to_official(item: BenchItem) -> dict[str, Any]:
