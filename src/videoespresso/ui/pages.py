@@ -175,7 +175,7 @@ def _dataset_page(root: Path | None, query: dict[str, str]) -> HTMLResponse:
         "warning": (w for r in records for w in _warnings(r)),
         "reason": (f["reason"] for f in failures),
     }
-    filters = [{"name": k, "values": sorted(set(v)), "chosen": chosen[k]} for k, v in values.items()]
+    filters = [{"name": k, "choices": sorted(set(v)), "chosen": chosen[k]} for k, v in values.items()]
     return _page("dataset.html", "Dataset", root=str(root), total=len(records), bad=bad, failures=failures,
                  filters=filters, summary=_summary(root), items=[item_view(r) for r in shown[:PAGE]],
                  n_shown=len(shown), shown_failures=shown_failures[:PAGE], n_failures=len(shown_failures))
@@ -257,7 +257,7 @@ def _load_run(predictions: tuple[str, int, int], bench: tuple[str, int, int] | N
     report = score_records(records, bench_items, problems=list(problems), name=Path(predictions[0]).stem,
                            source=predictions[0])
     bad = [BadRecord(None, None, f"bench {p}") for p in bench_problems]
-    bad += [BadRecord(p.line, p.id, p.message) for p in report.problems]
+    bad += [BadRecord(p.line, p.id, p.message.removeprefix(f"line {p.line}: ")) for p in report.problems]
     return records, items, bad, report, run_protocols(predictions[0])
 
 
