@@ -102,7 +102,9 @@ BASE_BENCH = {"id": "b", "video_path": "v.mp4", "question": "What moves?", "task
               "core_frames_captions": ["a red square"], "source": "synthetic"}
 
 BASE_PREDICTION = {"id": "b", "task": "Causal Inference", "video_path": "v.mp4", "output": "The answer is (A).",
-                   "correct_answer": "A", "letter": "A", "rule": "start", "model": "tiny",
+                   "model": "tiny", "settings": {"max_new_tokens": 16, "temperature": 0.0, "top_p": 1.0, "seed": 0},
+                   "frames": [_frame(0, 0.5)], "with_evidence": False, "prompt_template": "default",
+                   "correct_answer": "A", "letter": "A", "rule": "start",
                    "extra": {"options": ["a square", "a circle", "nothing", "a car"]}}
 
 
@@ -157,7 +159,8 @@ def poisoned(tmp_path_factory):
 
     settings = {"protocol": PAYLOADS[0], "frames_label": PAYLOADS[1], "frames_from": PAYLOADS[2],
                 "input_form": PAYLOADS[3], "max_side": PAYLOADS[4], "template": PAYLOADS[5], "mode": PAYLOADS[6],
-                "with_evidence": True, "settings": {"temperature": 0.0, "max_new_tokens": PAYLOADS[7]}}
+                "with_evidence": True,
+                "settings": {"temperature": PAYLOADS[0], "top_p": PAYLOADS[1], "seed": PAYLOADS[2], "max_new_tokens": PAYLOADS[7]}}
     manifest_path(work / "preds.jsonl").write_text(json.dumps(
         {"format": "videoespresso.run-manifest", "version": 1, "kind": "eval", "settings": settings}), encoding="utf-8")
 
