@@ -32,9 +32,11 @@ def test_a_wrong_typed_record_is_named_and_the_rest_are_read(tmp_path):
     bad = json.loads(json.dumps(good))
     bad["qa"]["id"], bad["cot"]["core_frames"][0]["seconds"] = "b", "half a second"
     path = tmp_path / "dataset.jsonl"
-    path.write_text("\n".join([json.dumps(good), json.dumps(bad), "{oops", "[1]"]) + "\n", encoding="utf-8")
+    lines = [json.dumps(good).encode(), json.dumps(bad).encode(), b"{oops", b"[1]", '{"caf\xe9": 1}'.encode("latin-1")]
+    path.write_bytes(b"\n".join(lines + [json.dumps(dict(good, qa=dict(good["qa"], id="c"))).encode()]) + b"\n")
     records, problems = read_dataset(path)
-    assert [r.qa.id for r in records] == ["a"]
-    assert [(p.line, p.id) for p in problems] == [(2, "b"), (3, None), (4, None)]
+    assert [r.qa.id for r in records] == ["a", "c"]
+    assert [(p.line, p.id) for p in problems] == [(2, "b"), (3, None), (4, None), (5, None)]
     assert problems[0].reason.startswith("cot.core_frames.0.seconds: Input should be a valid number")
     assert problems[1].reason.startswith("not valid JSON") and problems[2].reason == "not a JSON object"
+    assert problems[3].reason == "not UTF-8 text (byte 6)"

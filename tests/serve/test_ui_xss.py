@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlencode
 
@@ -135,8 +134,9 @@ def poisoned(tmp_path_factory):
     everything["qa"]["id"] = PAYLOADS[0] + " all"
     everything["cot"]["evidence"] = f"see <obj_start>{PAYLOADS[1]}<obj_end><box_start>[[0.5, 0.5, 0.2, 0.2]]<box_end> {PAYLOADS[5]}"
     records.append(everything)
-    lines = [json.dumps(r) for r in records] + ["{not json " + PAYLOADS[0], json.dumps(PAYLOADS[1])]
-    (build / "dataset.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines = [json.dumps(r).encode() for r in records] + [("{not json " + PAYLOADS[0]).encode(),
+                                                         json.dumps(PAYLOADS[1]).encode(), b'{"\xff": 1}']
+    (build / "dataset.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     stage = {"name": PAYLOADS[0], "inputs": PAYLOADS[1], "outputs": 3, "cached": 0, "failed": 1, "dropped": 1,
              "errors": 0, "model_calls": PAYLOADS[2], "seconds": 12.345678,
              "failure_reasons": {PAYLOADS[3]: PAYLOADS[4]}, "drop_reasons": PAYLOADS[5]}
@@ -153,8 +153,9 @@ def poisoned(tmp_path_factory):
     (work / "bench.json").write_text(json.dumps(bench), encoding="utf-8")
     predictions = [rec for rec, _, _ in _variants(BASE_PREDICTION, ("id",), lambda n: f"b{n}")]
     predictions.append(dict(BASE_PREDICTION, id="b-error", output=None, error=PAYLOADS[0]))
-    lines = [json.dumps(p) for p in predictions] + [PAYLOADS[1], json.dumps({"id": PAYLOADS[2]})]
-    (work / "preds.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines = [json.dumps(p).encode() for p in predictions] + [PAYLOADS[1].encode(), json.dumps({"id": PAYLOADS[2]}).encode(),
+                                                             b'{"id": "\xff"}']
+    (work / "preds.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     from videoespresso.formats.manifest import manifest_path
 
     settings = {"protocol": PAYLOADS[0], "frames_label": PAYLOADS[1], "frames_from": PAYLOADS[2],
@@ -243,19 +244,19 @@ def test_a_wrong_typed_record_is_named_and_the_others_shown(page, ui_server, poi
     bad = page.locator("#bad-records tr.bad")
     good = [r for r in poisoned["records"] if r["qa"]["id"] not in poisoned["bad_ids"]]
     assert page.locator("section.item").count() == len(good)
-    assert bad.count() == len(poisoned["bad_ids"]) + 2  # + the line that is not JSON and the one not an object
+    assert bad.count() == len(poisoned["bad_ids"]) + 3  # + the lines that are not JSON, not an object, not UTF-8
     text = page.inner_text("#bad-records")
     for item_id in poisoned["bad_ids"]:
         assert item_id in text
     assert "cot.core_frames.1.seconds" in text and "valid number" in text
-    assert "not valid JSON" in text and "not a JSON object" in text
+    assert "not valid JSON" in text and "not a JSON object" in text and "not UTF-8 text" in text
 
 
 def test_a_bad_bench_item_and_bad_prediction_lines_are_named_on_the_eval_page(page, ui_server, poisoned):
     page.goto(f"{ui_server.url}/ui/eval")
     text = page.inner_text("#bad-records")
     assert "bench item" in text and "correct_answer" in text  # the bench item whose answer is a payload
-    assert "not a JSON object" in text or "not valid JSON" in text
+    assert "not valid JSON" in text and "not UTF-8 text" in text
     assert page.locator("#predictions tr.pred").count() >= len(BASE_PREDICTION)
     assert "Run protocol:" in page.inner_text("main")
 
