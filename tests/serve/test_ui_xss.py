@@ -217,10 +217,13 @@ def test_no_payload_runs_on_any_ui_page(page, ui_server, poisoned):
         assert len(values) >= 2, name
         for value in values[1:4]:
             _visit(page, f"{base}/ui/dataset?{urlencode({name: value})}")
-    for rec in poisoned["records"]:
-        wanted = 404 if rec["qa"]["id"] in poisoned["bad_ids"] else 200
-        _visit(page, f"{base}/ui/dataset/item?{urlencode({'id': rec['qa']['id']})}", status=wanted)
+    # the item page draws the dataset page's item template: the record with a payload in every
+    # string field, one whose id is a payload, and a bad one (its reason, with the payload, on a 404)
     _visit(page, f"{base}/ui/dataset/item?{urlencode({'id': PAYLOADS[0] + ' all'})}", shot="xss-item.png")
+    _visit(page, f"{base}/ui/dataset/item?{urlencode({'id': poisoned['records'][0]['qa']['id']})}")
+    _visit(page, f"{base}/ui/dataset/item?{urlencode({'id': poisoned['bad_ids'][0]})}", status=404)
+    assert "Input should be" in page.inner_text("main")
+    _visit(page, f"{base}/ui/dataset/item?{urlencode({'id': PAYLOADS[1]})}", status=404)
     _visit(page, f"{base}/ui/eval", shot="xss-eval.png")
     for query in ({"show": "wrong"}, {"show": "unparsed"}, {"task": PAYLOADS[0] + " #4"}, {"show": PAYLOADS[1]}):
         _visit(page, f"{base}/ui/eval?{urlencode(query)}")
