@@ -46,7 +46,7 @@ def test_report_markdown_and_html(tmp_path: Path) -> None:
     assert "model-&lt;y&gt;" in page and "model-<y>" not in page
     # self-contained: figures inline, nothing fetched from anywhere
     assert page.count("data:image/png;base64,") == 2
-    assert "http://" not in page.split("Leaderboard rows:")[0] and "src='http" not in page
+    assert "http://" not in page.split("Leaderboard rows:")[0] and 'src="http' not in page
     for fig in files.figures:
         assert Image.open(fig).size[0] > 300
 

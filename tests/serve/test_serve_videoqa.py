@@ -354,7 +354,9 @@ def test_ui_pages_report_bad_files_in_the_page(light_videoqa, tmp_path):
     preds.write_text("this is not json\n")
     dataset = tmp_path / "build"
     dataset.mkdir()
-    (dataset / "dataset.jsonl").write_text('{"qa": {"id": "x1", "question": "<b>q</b>", "task": "Causal Inference"}}\nnot json\n')
+    (dataset / "dataset.jsonl").write_text(
+        '{"qa": {"id": "x1", "video": "v.mp4", "question": "<b>q</b>", "answer": "a", "task": "Causal Inference"}, "cot": {}}\n'
+        '{"qa": {"id": "x2", "question": "q", "task": "Causal Inference"}}\nnot json\n')
     (tmp_path / "secret.jpg").write_bytes(b"\xff\xd8\xff")
     app = create_videoqa_app(light_videoqa, ui=UIConfig(dataset=dataset, predictions=preds, bench=tmp_path / "nope.json"))
 
@@ -371,6 +373,7 @@ def test_ui_pages_report_bad_files_in_the_page(light_videoqa, tmp_path):
         app_state = handle.app.state
         status, page = get(handle, "/ui/dataset")
         assert status == 200 and 'data-id="x1"' in page and "&lt;b&gt;q&lt;/b&gt;" in page and "<b>q</b>" not in page
+        assert "qa.video: Field required" in page and "not valid JSON" in page  # the incomplete line, the broken one
         assert get(handle, "/ui/dataset/file?path=../secret.jpg")[0] == 404
         assert get(handle, f"/ui/dataset/file?path={tmp_path / 'secret.jpg'}")[0] == 404
         assert get(handle, "/ui/static/../pages.py")[0] == 404

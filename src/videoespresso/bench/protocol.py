@@ -31,6 +31,10 @@ OFFICIAL_SETTINGS = GenerationSettings(max_new_tokens=512, temperature=0.8, top_
 OFFICIAL_SAMPLER = "official"
 
 
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
 def describe_settings(settings: Mapping[str, Any]) -> str:
     """One line saying how a run was produced, from its recorded run settings (its manifest)."""
     protocol = settings.get("protocol", "ours")
@@ -39,9 +43,11 @@ def describe_settings(settings: Mapping[str, Any]) -> str:
         frames = "official (min(128, 24 x seconds + 1) per video)"
     side = settings.get("max_side")
     size = "native resolution" if not side else f"longer side <= {side}"
-    gen = settings.get("settings") or {}
-    temperature = float(gen.get("temperature", 0.0) or 0.0)
-    decoding = "greedy" if temperature == 0.0 else f"temperature {temperature:g}, top_p {gen.get('top_p', 1.0):g}"
+    gen = settings.get("settings") if isinstance(settings.get("settings"), dict) else {}
+    temperature = gen.get("temperature", 0.0) or 0.0
+    # A hand-edited manifest may hold anything: a value that is not a number is shown as it is.
+    decoding = ("greedy" if temperature == 0.0
+                else f"temperature {_number(temperature)}, top_p {_number(gen.get('top_p', 1.0))}")
     if gen.get("seed") is not None:
         decoding += f", seed {gen['seed']}"
     decoding += f", {gen.get('max_new_tokens', '?')} new tokens"

@@ -9,7 +9,6 @@ Markdown file and embedded as data URIs in the HTML so that the HTML is one port
 from __future__ import annotations
 
 import base64
-import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Sequence
 
 from ..errors import FormatError
 from ..schema import find_task
+from ..templating import render
 from .extract import Mode
 from .leaderboard import LeaderboardRow, leaderboard_columns, leaderboard_rows, leaderboard_source
 from .score import ScoreReport, averages_labels, benchmark_task_count, check_task_names, custom_tasks, score_file
@@ -186,29 +186,6 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _html_table(header: list[str], rows: list[list[str]], highlight: int = 0) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = []
-    for i, row in enumerate(rows):
-        cls = ' class="run"' if i < highlight else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
-    return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222}
-h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em}
-table{border-collapse:collapse;font-size:12px;margin:8px 0}
-th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
-th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
-tr.run td{background:#eef6ff;font-weight:600}
-pre{background:#f7f7f7;padding:6px;white-space:pre-wrap;font-size:12px}
-img{max-width:100%;border:1px solid #eee}
-.note{color:#555;font-size:13px}
-.wide{overflow-x:auto}
-"""
-
-
 def write_report(
     runs: Sequence[ScoreReport],
     out_dir: str | Path,
@@ -249,17 +226,8 @@ def write_report(
     )
     md += ["", "## Per task, next to the published leaderboard", "", _md_table(header, rows), ""]
     md += ["![per-task accuracy](per_task_bars.png)", "", "![per-task radar](per_task_radar.png)", ""]
-    html_parts = [
-        f"<h1>{html.escape(title)}</h1>",
-        "<p class='note'>Accuracy in percent. <b>Overall (weighted)</b> is the leaderboard's sample-weighted "
-        "accuracy; <b>Avg. (unweighted)</b> is the paper's mean of the 14 task accuracies. Leaderboard rows: "
-        f"{html.escape(leaderboard_source())}.</p>",
-        "<h2>Per task, next to the published leaderboard</h2>",
-        _html_table(header, rows, highlight=len(runs)),
-        f"<p><img alt='per-task accuracy' src='{_data_uri(bars)}'></p>",
-        f"<p><img alt='per-task radar' src='{_data_uri(radar)}'></p>",
-    ]
-
+    page = {"title": title, "source": leaderboard_source(), "comparison": (header, rows), "highlight": len(runs),
+            "figures": [("per-task accuracy", _data_uri(bars)), ("per-task radar", _data_uri(radar))], "runs": []}
     for run in runs:
         d_header, d_rows = _detail_rows(run)
         rules = sorted(run.score.rule_counts.items(), key=lambda kv: -kv[1])
@@ -268,49 +236,36 @@ def write_report(
         md += [f"## Run: {run.name}", "", f"Source: `{run.source}` (extraction mode: {run.mode})", ""]
         md += [f"Protocol: {p}" for p in run.protocols] + ([""] if run.protocols else [])
         md += [_md_table(d_header, d_rows), "", "### Extraction rules", "", _md_table(["rule", "count", "share"], r_rows), ""]
-        html_parts += [
-            f"<h2>Run: {html.escape(run.name)}</h2>",
-            f"<p class='note'>Source: <code>{html.escape(str(run.source))}</code> (extraction mode: {html.escape(run.mode)})</p>",
-            *[f"<p class='note'>Protocol: {html.escape(p)}</p>" for p in run.protocols],
-            _html_table(d_header, d_rows),
-            "<h3>Extraction rules</h3>",
-            _html_table(["rule", "count", "share"], r_rows),
-        ]
+        section = {"name": run.name, "source": str(run.source), "mode": run.mode, "protocols": run.protocols,
+                   "detail": (d_header, d_rows), "rules": (["rule", "count", "share"], r_rows), "partial": None,
+                   "failures": None, "problems": None, "unparsed": []}
+        page["runs"].append(section)
         if not run.complete:
             note = (f"Partial run: {len(run.score.per_task)} of 14 tasks. Its averages cover those tasks only and are "
                     "not comparable with the leaderboard's; the comparison table shows n/a for them.")
             md += [f"**{note}**", ""]
-            html_parts.append(f"<p class='note'><b>{html.escape(note)}</b></p>")
+            section["partial"] = note
         if run.failures:
             how = "counted as wrong answers" if run.failed_rule == "wrong" else "left out of the accuracies"
             f_rows = [[str(f.get("id")), str(f.get("task")), str(f.get("reason"))] for f in run.failures[:50]]
             note = f"{len(run.failures)} items failed (the run could not answer them); they are {how}."
             md += ["### Failed items", "", note, "", _md_table(["id", "task", "reason"], f_rows), ""]
-            html_parts += ["<h3>Failed items</h3>", f"<p class='note'>{html.escape(note)}</p>", _html_table(["id", "task", "reason"], f_rows)]
+            section["failures"] = (note, (["id", "task", "reason"], f_rows))
         if p_rows:
             md += ["### Input problems", "", _md_table(["problem", "count"], p_rows), ""]
-            html_parts += ["<h3>Input problems</h3>", _html_table(["problem", "count"], p_rows)]
+            section["problems"] = (["problem", "count"], p_rows)
         if run.unparsed_examples:
             md += ["### Unparsed outputs (examples)", ""]
-            html_parts.append("<h3>Unparsed outputs (examples)</h3>")
             for ex in run.unparsed_examples:
                 text = str(ex.get("output", ""))
                 md += [f"- `{ex.get('id')}` ({ex.get('task')}, {ex.get('rule')}):", "", "  ```text"]
                 md += ["  " + line for line in (text.splitlines() or [""])] + ["  ```", ""]
-                html_parts.append(
-                    f"<p><code>{html.escape(str(ex.get('id')))}</code> ({html.escape(str(ex.get('task')))}, "
-                    f"{html.escape(str(ex.get('rule')))})</p><pre>{html.escape(text) or '(empty)'}</pre>"
-                )
+                section["unparsed"].append({"id": str(ex.get("id")), "task": str(ex.get("task")),
+                                            "rule": str(ex.get("rule")), "output": text})
 
     md_path, html_path = out / "report.md", out / "report.html"
     md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
-    page = (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-        + "\n".join(html_parts)
-        + "</body></html>\n"
-    )
-    html_path.write_text(page, encoding="utf-8")
+    html_path.write_text(render("videoespresso.bench", "report.html", **page), encoding="utf-8")
     return ReportFiles(markdown=md_path, html=html_path, figures=[bars, radar])
 
 

@@ -742,6 +742,13 @@ def benchmark_task_count(report: ScoreReport) -> int:
     return sum(find_task(t.task) is not None for t in report.score.per_task)
 
 
+def partial_note(report: ScoreReport) -> str | None:
+    """What ``score`` and the UI say of a run that misses benchmark tasks; None for a full run."""
+    if report.complete or custom_tasks(report):
+        return None
+    return f"partial run: {benchmark_task_count(report)} of {len(TASKS)} tasks; its averages are not comparable with the leaderboard's"
+
+
 def weighted_overall(per_task: dict[str, float], counts: dict[str, int]) -> float:
     """The leaderboard's Overall from per-task accuracies and question counts."""
     total = sum(counts[t] for t in per_task)

@@ -301,7 +301,7 @@ def _print_score(report) -> None:
 
     from ..schema import find_task
 
-    from ..bench.score import averages_labels, benchmark_task_count, custom_tasks
+    from ..bench.score import averages_labels, custom_tasks, partial_note
 
     score = report.score
     custom = custom_tasks(report)
@@ -329,10 +329,9 @@ def _print_score(report) -> None:
     elif report.protocols and not all(p.startswith("official") for p in report.protocols):
         console.print("the leaderboard ran the official protocol (eval --protocol official); runs under other "
                       "protocols are not directly comparable with it", highlight=False)
-    if not report.complete and not custom:
-        err_console.print(
-            f"[yellow]partial run: {benchmark_task_count(report)} of 14 tasks; its averages are not comparable with the leaderboard's[/]"
-        )
+    note = partial_note(report)
+    if note:
+        err_console.print(f"[yellow]{note}[/]")
     if score.rule_counts:
         console.print("extraction rules: " + ", ".join(f"{k} {v}" for k, v in score.rule_counts.items()), highlight=False)
     if report.failures:

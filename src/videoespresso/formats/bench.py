@@ -93,19 +93,21 @@ def read_bench(path: str | Path) -> list[BenchItem]:
 
     A Hugging Face ``datasets`` folder written by :mod:`videoespresso.formats.hf` (a benchmark
     export, or a build export's test split) is read too."""
-    if Path(path).is_dir():
-        from .hf import load_bench_items
-
-        items = load_bench_items(path)
-    else:
-        items = _read_bench_file(path)
+    items, problems = read_bench_items(path)
+    raise_problems(path, "benchmark", problems)
     if not items:
         # Nothing to run or score against: every command would report an empty success.
         raise FormatError(f"benchmark {path} holds no items")
     return items
 
 
-def _read_bench_file(path: str | Path) -> list[BenchItem]:
+def read_bench_items(path: str | Path) -> tuple[list[BenchItem], list[str]]:
+    """The good items of a benchmark file and one line per bad one (for readers that show the
+    rest, such as the UI); a file that is not a list of items at all still raises FormatError."""
+    if Path(path).is_dir():
+        from .hf import load_bench_items
+
+        return load_bench_items(path), []
     data = load_json_list(path, "benchmark")
     if not isinstance(data, list):
         raise_problems(path, "benchmark", ["the top level must be a JSON list of items"])
@@ -123,8 +125,7 @@ def _read_bench_file(path: str | Path) -> list[BenchItem]:
         if item.id in seen:
             problems.append(f"item {index}: duplicate id {item.id!r}")
         seen[item.id] = index
-    raise_problems(path, "benchmark", problems)
-    return items
+    return items, problems
 
 
 def bench_item_to_official(item: BenchItem) -> dict[str, Any]:

@@ -15,9 +15,15 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any | None, str | None]]
     A malformed line (for example the half-written last line of a killed run) is reported, not
     raised, so the caller can go on with the rest.
     """
-    with open(path, "r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    # Bytes, decoded line by line: one line that is not UTF-8 is that line's problem, not the file's.
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, None, f"line {number}: not UTF-8 text (byte {exc.start + 1})"
                 continue
             try:
                 yield number, json.loads(line), None

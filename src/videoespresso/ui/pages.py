@@ -1,19 +1,24 @@
-"""The UI's routes and server-rendered pages (every value passes through :func:`html.escape`)."""
+"""The UI's routes and pages: every page is a Jinja2 template with autoescaping on
+(:mod:`videoespresso.templating`), so no value from a data file can become markup."""
 
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
-from html import escape
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from ..formats.dataset import BadRecord, DatasetRecord, read_dataset
+from ..schema import LETTERS
+from ..templating import render
 
 if TYPE_CHECKING:
     from . import UIConfig
@@ -24,63 +29,84 @@ _IMAGES = (".jpg", ".jpeg", ".png")
 PAGE = 100
 
 
-def _page(title: str, body: str, extra_head: str = "", model: str = "") -> HTMLResponse:
-    html = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(title)} - videoespresso</title>
-<link rel="stylesheet" href="/ui/static/ui.css">{extra_head}</head>
-<body data-model="{escape(model)}"><header><strong>videoespresso</strong> &nbsp;
-<a href="/ui/ask">Ask</a><a href="/ui/dataset">Dataset</a><a href="/ui/eval">Eval</a></header>
-<main><h1>{escape(title)}</h1>{body}</main></body></html>"""
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+def _page(template: str, title: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = render("videoespresso.ui", template, title=title, **context)
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-def _options(values: Iterable[str], chosen: str, label_all: str = "all") -> str:
-    out = [f'<option value="">{escape(label_all)}</option>']
-    for value in values:
-        sel = " selected" if value == chosen else ""
-        out.append(f'<option value="{escape(value)}"{sel}>{escape(value)}</option>')
-    return "".join(out)
+def _message(title: str, *, error: str = "", hint: str = "", option: str = "") -> HTMLResponse:
+    return _page("message.html", title, error=error, hint=hint, option=option)
 
 
-def _select(name: str, values: Iterable[str], chosen: str) -> str:
-    return f'<label>{escape(name)} <select name="{escape(name)}">{_options(sorted(set(values)), chosen)}</select></label>'
+# --------------------------------------------------------------------------- what the pages show
 
 
-# --------------------------------------------------------------------------- drawing
-
-
-def frame_figure(src: str, index: int, seconds: float, boxes: list[tuple[str, list[float]]]) -> str:
-    """An image with an SVG overlay in normalised coordinates: one ``rect.box`` per box."""
-    rects = "".join(
-        f'<rect class="box" data-object="{escape(name)}" x="{b[0]:.4f}" y="{b[1]:.4f}" '
-        f'width="{max(b[2] - b[0], 0):.4f}" height="{max(b[3] - b[1], 0):.4f}"><title>{escape(name)}</title></rect>'
-        for name, b in boxes
-    )
-    return (
-        f'<figure class="frame" data-index="{index}"><div class="framebox">'
-        f'<img src="{escape(src)}" alt="frame {index}">'
-        f'<svg viewBox="0 0 1 1" preserveAspectRatio="none">{rects}</svg></div>'
-        f"<figcaption>#{index} at {seconds:.2f} s</figcaption></figure>"
-    )
-
-
-def evidence_html(text: str) -> str:
-    """Evidence with tagged objects as ``<mark class="obj">``; text that will not parse is shown raw."""
+def evidence_parts(text: str) -> dict[str, Any]:
+    """Evidence split for the template: tagged objects apart from the text around them; text
+    whose tags will not parse is kept whole with the parser's reason."""
     from ..errors import FormatError
     from ..formats.evidence import EvidenceObject, parse_evidence
 
     try:
-        parts = parse_evidence(text or "")
+        parsed = parse_evidence(text or "")
     except FormatError as exc:
-        return f'{escape(text)} <span class="muted">(tags do not parse: {escape(str(exc))})</span>'
-    out = []
-    for part in parts:
+        return {"text": text, "error": str(exc), "parts": []}
+    parts = []
+    for part in parsed:
         if isinstance(part, EvidenceObject):
-            boxes = f" {len(part.boxes)} box(es)" if part.boxes else " no box"
-            out.append(f'<mark class="obj" title="{escape(boxes.strip())}">{escape(part.name)}</mark>')
+            note = f"{len(part.boxes)} box(es)" if part.boxes else "no box"
+            parts.append({"object": True, "text": part.name, "note": note})
         else:
-            out.append(escape(part))
-    return "".join(out)
+            parts.append({"object": False, "text": part})
+    return {"text": text, "error": None, "parts": parts}
+
+
+def verdict(record: DatasetRecord | dict[str, Any]) -> str:
+    judgements = record.judgements if isinstance(record, DatasetRecord) else record.get("judgements") or []
+    if not judgements:
+        return "unjudged"
+    keep = [j.keep if not isinstance(j, dict) else j.get("keep") for j in judgements]
+    return "kept" if all(keep) else "rejected"
+
+
+def _warnings(record: DatasetRecord) -> list[str]:
+    return [w if isinstance(w, str) else w.reason for w in record.warnings]
+
+
+@dataclass
+class ItemView:
+    """One dataset record as the item template draws it."""
+
+    record: DatasetRecord
+    verdict: str
+    warnings: list[str]
+    link: str
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    options: list[dict[str, Any]] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def item_view(record: DatasetRecord) -> ItemView:
+    cot = record.cot
+    core = cot.core_frames
+    per_frame: dict[int, list[dict[str, Any]]] = {f.index: [] for f in core}
+    for obj in cot.key_objects:
+        frame = obj.frame or (core[0] if core else None)
+        if frame is None:
+            continue
+        per_frame.setdefault(frame.index, []).extend(
+            {"name": obj.name, "x": b.x0, "y": b.y0, "width": b.x1 - b.x0, "height": b.y1 - b.y0} for b in obj.boxes
+        )
+    frames = [
+        {"index": f.index, "seconds": f.seconds, "src": f"/ui/dataset/file?{urlencode({'path': f.path or ''})}",
+         "boxes": per_frame.get(f.index, [])}
+        for f in core
+    ]
+    options = [{"letter": LETTERS[i], "text": o, "right": LETTERS[i] == record.correct_answer}
+               for i, o in enumerate(record.options[: len(LETTERS)])]
+    return ItemView(record=record, verdict=verdict(record), warnings=_warnings(record),
+                    link=f"/ui/dataset/item?{urlencode({'id': record.qa.id})}", frames=frames, options=options,
+                    evidence=evidence_parts(cot.evidence))
 
 
 # --------------------------------------------------------------------------- dataset
@@ -94,43 +120,16 @@ def _stamp(path: Path | None) -> tuple[str, int, int] | None:
     return (str(path), st.st_size, st.st_mtime_ns)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return _read_jsonl_cached(_stamp(path))
-
-
 @lru_cache(maxsize=4)
-def _read_jsonl_cached(stamp: tuple[str, int, int] | None) -> list[dict[str, Any]]:
+def _read_dataset_cached(stamp: tuple[str, int, int] | None) -> tuple[list[DatasetRecord], list[BadRecord]]:
     """A big dataset is parsed once per version of the file, not once per page view."""
     if stamp is None:
-        return []
-    path = Path(stamp[0])
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict) and isinstance(obj.get("qa"), dict):
-                records.append(obj)
-    return records
+        return [], []
+    return read_dataset(stamp[0])
 
 
-def verdict(record: dict[str, Any]) -> str:
-    judgements = record.get("judgements") or []
-    if not judgements:
-        return "unjudged"
-    return "kept" if all(j.get("keep") for j in judgements) else "rejected"
-
-
-def _warnings(record: dict[str, Any]) -> list[str]:
-    out = []
-    for w in record.get("warnings") or []:
-        out.append(w.get("reason", str(w)) if isinstance(w, dict) else str(w))
-    return out
+def _dataset(root: Path) -> tuple[list[DatasetRecord], list[BadRecord]]:
+    return _read_dataset_cached(_stamp(root / "dataset.jsonl"))
 
 
 def store_failures(root: Path) -> list[dict[str, Any]]:
@@ -149,51 +148,49 @@ def store_failures(root: Path) -> list[dict[str, Any]]:
             conn.close()
     except sqlite3.Error:
         return []
-    return [{"stage": s, "id": i, "status": st, "reason": r or st, "detail": d or ""} for s, i, st, r, d in rows]
+    return [{"stage": str(s), "id": str(i), "status": str(st), "reason": str(r or st), "detail": str(d or "")}
+            for s, i, st, r, d in rows]
 
 
 def _dataset_page(root: Path | None, query: dict[str, str]) -> HTMLResponse:
     if root is None:
-        return _page("Dataset", "<p>No dataset: start the server with <code>--dataset BUILD_FOLDER</code>.</p>")
-    data = root / "dataset.jsonl"
-    records = _read_jsonl(data) if data.is_file() else []
+        return _message("Dataset", hint="No dataset: start the server with", option="--dataset BUILD_FOLDER")
+    records, bad = _dataset(root)
     failures = store_failures(root)
     chosen = {k: query.get(k, "") for k in ("task", "video", "verdict", "warning", "reason")}
     shown = [
         r for r in records
-        if (not chosen["task"] or r["qa"].get("task") == chosen["task"])
-        and (not chosen["video"] or r["qa"].get("video") == chosen["video"])
+        if (not chosen["task"] or r.qa.task == chosen["task"])
+        and (not chosen["video"] or r.qa.video == chosen["video"])
         and (not chosen["verdict"] or verdict(r) == chosen["verdict"])
         and (not chosen["warning"] or chosen["warning"] in _warnings(r))
     ]
     shown_failures = [f for f in failures if not chosen["reason"] or f["reason"] == chosen["reason"]]
     if chosen["reason"]:
         shown = []
-    filters = (
-        '<form class="filters" method="get" action="/ui/dataset">'
-        + _select("task", (r["qa"].get("task", "") for r in records), chosen["task"])
-        + _select("video", (r["qa"].get("video", "") for r in records), chosen["video"])
-        + _select("verdict", (verdict(r) for r in records), chosen["verdict"])
-        + _select("warning", (w for r in records for w in _warnings(r)), chosen["warning"])
-        + _select("reason", (f["reason"] for f in failures), chosen["reason"])
-        + '<button type="submit" id="apply">Filter</button></form>'
-    )
-    body = [f'<p class="muted">{escape(str(root))}: {len(records)} items, {len(failures)} failed or dropped</p>', filters]
-    body.append(_summary_html(root))
-    body.append(f'<h2>Items <span id="item-count">{len(shown)}</span></h2>')
-    for record in shown[:PAGE]:
-        body.append(_item_html(record))
-    if len(shown) > PAGE:
-        body.append(f'<p class="muted">{len(shown) - PAGE} more; narrow the filters to see them.</p>')
-    body.append(f'<h2>Failed or dropped <span id="failure-count">{len(shown_failures)}</span></h2>')
-    if shown_failures:
-        rows = "".join(
-            f'<tr class="failure"><td>{escape(f["stage"])}</td><td>{escape(f["id"])}</td><td>{escape(f["status"])}</td>'
-            f'<td>{escape(f["reason"])}</td><td>{escape(f["detail"][:300])}</td></tr>'
-            for f in shown_failures[:PAGE]
-        )
-        body.append(f"<table><tr><th>stage</th><th>item</th><th>status</th><th>reason</th><th>detail</th></tr>{rows}</table>")
-    return _page("Dataset", "".join(body))
+    values = {
+        "task": (r.qa.task for r in records),
+        "video": (r.qa.video for r in records),
+        "verdict": (verdict(r) for r in records),
+        "warning": (w for r in records for w in _warnings(r)),
+        "reason": (f["reason"] for f in failures),
+    }
+    filters = [{"name": k, "choices": sorted(set(v)), "chosen": chosen[k]} for k, v in values.items()]
+    return _page("dataset.html", "Dataset", root=str(root), total=len(records), bad=bad, failures=failures,
+                 filters=filters, summary=_summary(root), items=[item_view(r) for r in shown[:PAGE]],
+                 n_shown=len(shown), shown_failures=shown_failures[:PAGE], n_failures=len(shown_failures))
+
+
+def _item_page(root: Path | None, item_id: str) -> HTMLResponse:
+    if root is None:
+        return _message("Item", hint="No dataset: start the server with", option="--dataset BUILD_FOLDER")
+    records, bad = _dataset(root)
+    found = next((r for r in records if r.qa.id == item_id), None)
+    if found is None:
+        why = next((b.reason for b in bad if b.id == item_id), None)
+        error = f"item {item_id!r}: {why}" if why else f"no item {item_id!r} in this dataset"
+        return _page("message.html", "Item", status=404, error=error, hint="", option="")
+    return _page("item.html", f"Item {item_id}", view=item_view(found))
 
 
 def _last_stored_run(root: Path) -> dict[str, Any] | None:
@@ -211,65 +208,27 @@ def _last_stored_run(root: Path) -> dict[str, Any] | None:
         return None
 
 
-def _summary_html(root: Path) -> str:
-    """The CLI's ``summary.json``, else the last run the store recorded (a build run from Python)."""
+def _summary(root: Path) -> dict[str, Any] | None:
+    """The CLI's ``summary.json``, else the last run the store recorded (a build run from Python);
+    a field of the wrong type is shown as it is, never a reason to fail the page."""
     try:
         summary = json.loads((root / "summary.json").read_text("utf-8"))
     except (OSError, ValueError):
         summary = _last_stored_run(root)
     if not isinstance(summary, dict):
-        return '<p class="muted">No run summary in this folder.</p>'
-    rows = []
-    for s in summary.get("stages", []):
-        reasons = {**s.get("failure_reasons", {}), **s.get("drop_reasons", {})}
-        rows.append(
-            "<tr>" + "".join(f"<td>{escape(str(s.get(k, '')))}</td>" for k in
-                             ("name", "inputs", "outputs", "cached", "failed", "dropped", "errors", "model_calls", "seconds"))
-            + f"<td>{escape(', '.join(f'{k}: {v}' for k, v in reasons.items()))}</td></tr>"
-        )
-    head = "".join(f"<th>{h}</th>" for h in ("stage", "in", "out", "cached", "failed", "dropped", "errors", "model calls", "s", "reasons"))
-    return (f'<h2>Run summary</h2><p class="muted">{escape(str(summary.get("final_items", "?")))} final items in '
-            f'{escape(str(summary.get("seconds", "?")))} s</p><table id="summary"><tr>{head}</tr>{"".join(rows)}</table>')
-
-
-def _item_html(record: dict[str, Any]) -> str:
-    qa, cot = record["qa"], record.get("cot") or {}
-    core = cot.get("core_frames") or []
-    per_frame: dict[int, list[tuple[str, list[float]]]] = {f["index"]: [] for f in core}
-    for obj in cot.get("key_objects") or []:
-        frame = obj.get("frame") or (core[0] if core else None)
-        if frame is None:
+        return None
+    stages = []
+    for s in summary.get("stages") if isinstance(summary.get("stages"), list) else []:
+        if not isinstance(s, dict):
             continue
-        boxes = [[b["x0"], b["y0"], b["x1"], b["y1"]] for b in obj.get("boxes") or []]
-        per_frame.setdefault(frame["index"], []).extend((obj.get("name", ""), b) for b in boxes)
-    figures = "".join(
-        frame_figure(f"/ui/dataset/file?{urlencode({'path': f.get('path') or ''})}", f["index"], f["seconds"],
-                     per_frame.get(f["index"], []))
-        for f in core
-    )
-    letters = "ABCDEFGH"
-    correct = record.get("correct_answer")
-    options = "".join(
-        f'<li{" class=right" if letters[i] == correct else ""}>({letters[i]}) {escape(o)}</li>'
-        for i, o in enumerate(record.get("options") or [])
-    )
-    judgements = "".join(
-        f'<li>{escape(str(j.get("judge", "")))}: {"keep" if j.get("keep") else "reject"}: {escape(str(j.get("reason", "")))}</li>'
-        for j in record.get("judgements") or []
-    )
-    warnings = ", ".join(escape(w) for w in _warnings(record)) or "none"
-    captions = "".join(f"<li>{escape(c)}</li>" for c in cot.get("core_captions") or [])
-    return (
-        f'<section class="item" data-id="{escape(qa["id"])}" data-verdict="{verdict(record)}">'
-        f'<h3>{escape(qa["id"])}</h3><p class="muted">{escape(qa.get("task", ""))} &middot; {escape(qa.get("video", ""))}'
-        f' &middot; split {escape(str(record.get("split", "")))} &middot; verdict {verdict(record)} &middot; warnings {warnings}</p>'
-        f'<div class="frames">{figures}</div>'
-        f"<p><strong>Q:</strong> {escape(qa.get('question', ''))}</p><p><strong>A:</strong> {escape(qa.get('answer', ''))}</p>"
-        f"<ol class=options>{options}</ol>"
-        f'<p><strong>Evidence:</strong> <span class="evidence">{evidence_html(cot.get("evidence", ""))}</span></p>'
-        f"<details><summary>core captions, judges</summary><ul>{captions}</ul><ul class=judgements>{judgements}</ul></details>"
-        "</section>"
-    )
+        reasons: dict[str, Any] = {}
+        for key in ("failure_reasons", "drop_reasons"):
+            if isinstance(s.get(key), dict):
+                reasons.update(s[key])
+        cells = [s.get(k, "") for k in ("name", "inputs", "outputs", "cached", "failed", "dropped", "errors", "model_calls")]
+        stages.append({"cells": cells, "seconds": s.get("seconds", ""),
+                       "reasons": ", ".join(f"{k}: {v}" for k, v in reasons.items())})
+    return {"final_items": summary.get("final_items", "?"), "seconds": summary.get("seconds", "?"), "stages": stages}
 
 
 def safe_file(root: Path, relative: str) -> Path | None:
@@ -286,101 +245,79 @@ def safe_file(root: Path, relative: str) -> Path | None:
 
 
 @lru_cache(maxsize=4)
-def _load_run(predictions: tuple[str, int, int], bench: tuple[str, int, int] | None) -> tuple[Any, Any, Any, Any]:
-    """Predictions, their problems, the bench by id and the score; once per version of the files."""
-    from ..bench.score import read_predictions, score_file
-    from ..formats.bench import read_bench
+def _load_run(predictions: tuple[str, int, int], bench: tuple[str, int, int] | None) -> tuple[Any, ...]:
+    """Predictions, the bench by id, the unreadable lines and items, and the score; once per
+    version of the files. A bad bench item is named and left out; the others are scored."""
+    from ..bench.score import read_predictions, run_protocols, score_records
+    from ..formats.bench import read_bench_items
 
     records, problems = read_predictions(predictions[0])
-    items = {b.id: b for b in read_bench(bench[0])} if bench is not None else {}
-    return records, problems, items, score_file(predictions[0], bench[0] if bench else None)
+    bench_items, bench_problems = read_bench_items(bench[0]) if bench is not None else (None, [])
+    items = {b.id: b for b in bench_items or []}
+    report = score_records(records, bench_items, problems=list(problems), name=Path(predictions[0]).stem,
+                           source=predictions[0])
+    bad = [BadRecord(None, None, f"bench {p}") for p in bench_problems]
+    bad += [BadRecord(p.line, p.id, p.message.removeprefix(f"line {p.line}: ")) for p in report.problems]
+    return records, items, bad, report, run_protocols(predictions[0])
+
+
+def _outcome(rec: Any, item: Any) -> dict[str, Any]:
+    from ..bench.extract import extract_answer
+
+    options = rec.options or (item.options if item else None)
+    correct = rec.correct or (item.correct_answer if item else None)
+    letter, rule = rec.letter, rec.rule
+    if letter is None and rec.error is None:
+        found = extract_answer(str(rec.output or ""), options)
+        letter, rule = found.letter, found.rule
+    if rec.error is not None:
+        outcome = "failed"
+    elif letter is None:
+        outcome = "unparsed"
+    else:
+        outcome = "right" if letter == correct else "wrong"
+    return {"id": rec.id, "task": rec.task or (item.task if item else ""), "question": item.question if item else "",
+            "output": str(rec.output or rec.error or ""), "letter": letter, "rule": rule or "", "correct": correct,
+            "outcome": outcome}
 
 
 def _eval_page(predictions: Path | None, bench: Path | None, query: dict[str, str]) -> HTMLResponse:
-    from ..bench.extract import extract_answer
+    from ..bench.score import averages_labels, partial_note
     from ..errors import UserError
 
     if predictions is None:
-        return _page("Eval", "<p>No run: start the server with <code>--predictions FILE --bench FILE</code>.</p>")
+        return _message("Eval", hint="No run: start the server with", option="--predictions FILE --bench FILE")
     if bench is not None and _stamp(bench) is None:
-        return _page("Eval", f'<p class="error">bench file {escape(str(bench))} does not exist</p>')
+        return _message("Eval", error=f"bench file {bench} does not exist")
     try:
-        records, problems, items, report = _load_run(_stamp(predictions) or (str(predictions), 0, 0), _stamp(bench))
+        records, items, bad, report, protocols = _load_run(_stamp(predictions) or (str(predictions), 0, 0), _stamp(bench))
     except UserError as exc:
-        return _page("Eval", f'<p class="error">{escape(str(exc))}</p>')
+        return _message("Eval", error=str(exc))
     show, task = query.get("show", ""), query.get("task", "")
     rows = []
     counts = {"right": 0, "wrong": 0, "unparsed": 0, "failed": 0}
     for rec in records:
-        item = items.get(rec.id)
-        options = rec.options or (item.options if item else None)
-        correct = rec.correct or (item.correct_answer if item else None)
-        task_name = rec.task or (item.task if item else "")
-        letter, rule = rec.letter, rec.rule
-        if letter is None and rec.error is None:
-            found = extract_answer(str(rec.output or ""), options)
-            letter, rule = found.letter, found.rule
-        if rec.error is not None:
-            outcome = "failed"
-        elif letter is None:
-            outcome = "unparsed"
-        else:
-            outcome = "right" if letter == correct else "wrong"
-        counts[outcome] += 1
-        if task and task_name != task:
+        row = _outcome(rec, items.get(rec.id))
+        counts[row["outcome"]] += 1
+        if task and row["task"] != task:
             continue
-        if show == "wrong" and outcome not in ("wrong", "unparsed"):
+        if show == "wrong" and row["outcome"] not in ("wrong", "unparsed"):
             continue
-        if show == "unparsed" and outcome != "unparsed":
+        if show == "unparsed" and row["outcome"] != "unparsed":
             continue
-        question = escape(item.question) if item else ""
-        rows.append(
-            f'<tr class="pred {outcome}" data-id="{escape(rec.id)}"><td>{escape(rec.id)}</td><td>{escape(task_name)}</td>'
-            f"<td>{question}</td><td><pre>{escape(str(rec.output or rec.error or ''))[:1000]}</pre></td>"
-            f"<td>{escape(letter or '-')}</td><td>{escape(rule or '')}</td><td>{escape(correct or '?')}</td>"
-            f'<td class="{outcome}">{outcome}</td></tr>'
-        )
-    tasks = "".join(
-        f"<tr><td>{escape(t.task)}</td><td>{t.n}</td><td>{t.correct}</td><td>{t.unparsed}</td><td>{t.accuracy:.1f}</td></tr>"
-        for t in report.score.per_task
-    )
-    filters = (
-        '<form class="filters" method="get" action="/ui/eval"><label>show <select name="show">'
-        + "".join(f'<option value="{v}"{" selected" if v == show else ""}>{label}</option>'
-                  for v, label in (("", "all"), ("wrong", "wrong or unparsed"), ("unparsed", "unparsed")))
-        + "</select></label>"
-        + _select("task", (t.task for t in report.score.per_task), task)
-        + '<button type="submit" id="apply">Filter</button></form>'
-    )
+        rows.append(row)
     s = report.score
-    body = (
-        f'<p class="muted">{escape(str(predictions))} against {escape(str(bench or "(no bench file)"))}: '
-        f"{len(records)} predictions, {len(problems)} problems</p>"
-        f'<p id="overall">Overall (sample-weighted) {s.overall_weighted:.1f} %, mean of tasks '
-        f"{s.overall_unweighted:.1f} %; right {counts['right']}, wrong {counts['wrong']}, "
-        f"unparsed {counts['unparsed']}, failed {counts['failed']}</p>"
-        f'<h2>Per task</h2><table id="per-task"><tr><th>task</th><th>n</th><th>correct</th><th>unparsed</th><th>accuracy %</th></tr>{tasks}</table>'
-        f'{filters}<h2>Items <span id="row-count">{len(rows)}</span></h2>'
-        '<table id="predictions"><tr><th>id</th><th>task</th><th>question</th><th>output</th><th>letter</th>'
-        f'<th>rule</th><th>correct</th><th>outcome</th></tr>{"".join(rows[:1000])}</table>'
-    )
-    return _page("Eval", body)
+    weighted_label, unweighted_label = averages_labels(report)
 
+    def ci(bounds: Any) -> str:
+        return "-" if bounds is None else f"{bounds[0]:.1f} - {bounds[1]:.1f}"
 
-# --------------------------------------------------------------------------- ask
-
-
-def _ask_page(videos: list[str], model: str) -> HTMLResponse:
-    picker = "".join(f'<option value="{escape(v)}">{escape(v)}</option>' for v in videos)
-    options = "".join(f'<input class="option" name="option{i}" placeholder="option {"ABCD"[i]}"> ' for i in range(4))
-    body = f"""<form id="ask-form">
-<p><label>Video under the video root <select id="video">{picker}</select></label>
- or upload <input type="file" id="upload" accept="video/*"></p>
-<p><label>Question <input id="question" size="80" required></label></p>
-<p>Options (optional, close-ended): {options}</p>
-<p><button type="submit" id="ask">Ask</button> <span id="status"></span></p></form>
-<div id="result"></div>"""
-    return _page("Ask a video", body, extra_head='<script src="/ui/static/ask.js" defer></script>', model=model)
+    averages = [{"label": weighted_label, "value": s.overall_weighted, "ci": ci(s.ci95_weighted)},
+                {"label": unweighted_label, "value": s.overall_unweighted, "ci": ci(s.ci95_unweighted)}]
+    return _page("eval.html", "Eval", predictions=str(predictions), bench=str(bench or "(no bench file)"),
+                 n_records=len(records), problems=report.problems, protocols=protocols, partial=partial_note(report),
+                 averages=averages, counts=counts, per_task=s.per_task, bad=bad, show=show,
+                 task_names=sorted({t.task for t in s.per_task}), task=task, rows=rows)
 
 
 # --------------------------------------------------------------------------- routes
@@ -400,9 +337,7 @@ def mount_ui(app: FastAPI, config: "UIConfig") -> None:
 
     @app.get("/ui/login", include_in_schema=False)
     async def login_form(failed: int = 0) -> HTMLResponse:
-        note = '<p class="error">That key is not valid.</p>' if failed else ""
-        return _page("Log in", f'{note}<form method="post" action="/ui/login"><label>API key '
-                     '<input type="password" name="key" id="key"></label> <button type="submit">Log in</button></form>')
+        return _page("login.html", "Log in", failed=bool(failed))
 
     @app.post("/ui/login", include_in_schema=False)
     async def login(request: Request) -> Response:
@@ -423,11 +358,15 @@ def mount_ui(app: FastAPI, config: "UIConfig") -> None:
 
     @app.get("/ui/ask", include_in_schema=False)
     async def ask_page() -> HTMLResponse:
-        return _ask_page(list_videos(app.state.policy), app.state.served_name)
+        return _page("ask.html", "Ask a video", videos=list_videos(app.state.policy), model=app.state.served_name)
 
     @app.get("/ui/dataset", include_in_schema=False)
     async def dataset_page(request: Request) -> HTMLResponse:
         return _dataset_page(config.dataset, dict(request.query_params))
+
+    @app.get("/ui/dataset/item", include_in_schema=False)
+    async def item_page(id: str = "") -> HTMLResponse:
+        return _item_page(config.dataset, id)
 
     @app.get("/ui/dataset/file", include_in_schema=False)
     async def dataset_file(path: str = "") -> Response:

@@ -7,6 +7,13 @@ function el(tag, attrs, text) {
   return node;
 }
 const SVG = "http://www.w3.org/2000/svg";
+// As the server-rendered pages write a time (videoespresso.templating.seconds).
+function clock(s) {
+  if (s < 60) return s.toFixed(2) + " s";
+  const m = Math.floor(s / 60), rest = s - 60 * m;
+  if (m < 60) return m + ":" + rest.toFixed(1).padStart(4, "0");
+  return Math.floor(m / 60) + ":" + String(m % 60).padStart(2, "0") + ":" + String(Math.floor(rest)).padStart(2, "0");
+}
 function drawFrame(frame, objects) {
   const fig = el("figure", { class: "frame", "data-index": frame.index });
   const box = el("div", { class: "framebox" });
@@ -26,7 +33,7 @@ function drawFrame(frame, objects) {
   }
   box.appendChild(svg);
   fig.appendChild(box);
-  fig.appendChild(el("figcaption", {}, "#" + frame.index + " at " + frame.seconds.toFixed(2) + " s"));
+  fig.appendChild(el("figcaption", {}, "#" + frame.index + " at " + clock(frame.seconds)));
   return fig;
 }
 function renderEvidence(text, objects) {
