@@ -226,12 +226,34 @@ def score_records(
     ``outcomes``, when given, is filled with ``id -> (task, video, correct)`` for every scored
     item (what a paired comparison of two runs needs).
     """
-    if mode == "legacy":
-        return score_legacy(records, bench, problems=problems, partial=partial, name=name, source=source,
-                            max_examples=max_examples, outcomes=outcomes, tasks_any=tasks_any)
     tally = _Tally(list(problems), max_examples)
-    found = tally.found
     by_id = {item.id: item for item in bench} if bench is not None else None
+    if mode == "legacy":
+        seen = score_legacy(records, by_id, tally)
+        failed, missing = "wrong", "no prediction (score.py would not know it; not counted)"
+    else:
+        seen = _score_default(records, by_id, tally, failed, embedder, judge, embedding_margin)
+        missing = "no prediction"
+    if by_id is not None and not partial:
+        # Our scoring does not report an item whose record is already reported as invalid a
+        # second time as missing; score.py knows only the elements it counted.
+        known = seen if mode == "legacy" else seen | {p.id for p in tally.found if p.id is not None}
+        tally.found.extend(Problem(kind="missing_prediction", id=item_id, message=f"item {item_id}: {missing}")
+                           for item_id in by_id if item_id not in known)
+    return tally.report(name=name, source=source, mode=mode, failed_rule=failed, tasks_any=tasks_any, outcomes=outcomes)
+
+
+def _score_default(
+    records: Sequence[PredictionRecord],
+    by_id: dict[str, BenchItem] | None,
+    tally: _Tally,
+    failed: FailedRule,
+    embedder: "TextEmbedder | None",
+    judge: "ChatModel | None",
+    embedding_margin: float,
+) -> set[str]:
+    """Score with our answer extraction into ``tally``; returns the ids read (the first of each kept)."""
+    found = tally.found
     seen: set[str] = set()
     memo: dict[tuple[Any, ...], Extraction] = {}
     for rec in records:
@@ -256,13 +278,7 @@ def score_records(
                   result.letter is not None, False, _rule_family(result.rule))
         if result.letter is None:
             tally.unparsed(rec.id, task, result.rule, rec.output)
-
-    if by_id is not None and not partial:
-        # An item whose record was reported as invalid is not reported a second time as missing.
-        reported = seen | {p.id for p in found if p.id is not None}
-        found.extend(Problem(kind="missing_prediction", id=item_id, message=f"item {item_id}: no prediction")
-                     for item_id in by_id if item_id not in reported)
-    return tally.report(name=name, source=source, mode=mode, failed_rule=failed, tasks_any=tasks_any, outcomes=outcomes)
+    return seen
 
 
 def _scorable(
@@ -326,18 +342,9 @@ def _rule_family(rule: str) -> str:
 
 
 def score_legacy(
-    records: Sequence[PredictionRecord],
-    bench: Sequence[BenchItem] | None = None,
-    *,
-    problems: Sequence[Problem] = (),
-    partial: bool = False,
-    name: str = "",
-    source: str | None = None,
-    max_examples: int = 20,
-    outcomes: dict[str, tuple[str, str, bool]] | None = None,
-    tasks_any: bool = False,
-) -> ScoreReport:
-    """Exactly what the official ``score.py`` counts: every element, right or wrong.
+    records: Sequence[PredictionRecord], by_id: dict[str, BenchItem] | None, tally: _Tally
+) -> Counter[str]:
+    """Count exactly what the official ``score.py`` counts: every element, right or wrong.
 
     score.py divides by ``len(data)`` and counts an element right when the first capital A-D of
     its ``model_output`` equals the first capital A-D of its ``correct_answer``. So elements
@@ -346,13 +353,13 @@ def score_legacy(
     appearance. Read the file with ``read_predictions(path, keep_all=True)`` to keep the elements
     without an output. A failed item (its output is empty) is wrong.
 
-    Where the truth is missing from an element and ``bench`` has its id, the benchmark's letter
+    Where the truth is missing from an element and the benchmark (``by_id``) has its id, the benchmark's letter
     is used (our JSONL lines always carry it). Differences from our own scoring are listed as
     problems of kind ``legacy_*`` (counted, unlike the default mode's problems); an element that
     is not an object, where score.py itself would stop with an error, is counted wrong.
+
+    Fills ``tally``; returns how many times each id appeared.
     """
-    tally = _Tally(list(problems), max_examples)
-    by_id = {item.id: item for item in bench} if bench is not None else None
     seen: Counter[str] = Counter()
     for rec in records:
         item = by_id.get(rec.id) if by_id is not None else None
@@ -368,15 +375,7 @@ def score_legacy(
                   letter is not None or failed, failed, "failed" if failed else ("legacy" if letter else "none:legacy"))
         if letter is None and not failed:
             tally.unparsed(rec.id, task, "none:legacy", rec.output)
-
-    if by_id is not None and not partial:
-        tally.found.extend(
-            Problem(kind="missing_prediction", id=item_id,
-                    message=f"item {item_id}: no prediction (score.py would not know it; not counted)")
-            for item_id in by_id if item_id not in seen
-        )
-    return tally.report(name=name, source=source, mode="legacy", failed_rule="wrong", tasks_any=tasks_any,
-                        outcomes=outcomes)
+    return seen
 
 
 def _legacy_truth(rec: PredictionRecord, item: BenchItem | None, times_seen: int, found: list[Problem]) -> str | None:
