@@ -17,8 +17,8 @@ from videoespresso.bench.score import (
     score_file,
     score_records,
     task_key,
-    weighted_overall,
 )
+from videoespresso.bench.stats import weighted_overall
 from videoespresso.schema import TASKS, find_task
 
 

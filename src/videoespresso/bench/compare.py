@@ -18,7 +18,9 @@ from pydantic import BaseModel, Field
 
 from ..errors import FormatError
 from ..schema import BenchItem
-from .score import FailedRule, PredictionRecord, _task_order, read_predictions, run_bench_sha256, score_records, task_key
+from .predictions import PredictionRecord, read_predictions, run_bench_sha256
+from .score import FailedRule, score_records, task_key
+from .stats import task_order
 
 METHOD = ("difference B - A in accuracy points; p: exact two-sided McNemar test on discordant items; "
           "95% CI: paired bootstrap resampling videos")
@@ -175,7 +177,7 @@ def compare_runs(
     draws = rng.integers(0, np.iinfo(np.int64).max, size=(bootstrap, len(set(videos.tolist()))))
     overall = _paired("Overall", a, b, videos, draws)
     per_task = []
-    for task in _task_order(tasks.tolist()):
+    for task in task_order(tasks.tolist()):
         mask = tasks == task
         task_videos = videos[mask]
         task_draws = draws[:, : len(set(task_videos.tolist()))]
