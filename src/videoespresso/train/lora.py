@@ -13,7 +13,8 @@ over the whole prompt (text and image tokens) and the target's ids after it.
 
 Outputs in ``--out``: ``adapter/`` (peft adapter + ``videoespresso_adapter.json`` naming the base
 spec, loadable as ``hf:OUT/adapter``), ``merged/`` with ``merge`` (a full checkpoint,
-``hf:OUT/merged``), ``loss.jsonl`` and ``loss.png`` (loss and learning rate per optimiser step),
+``hf:OUT/merged``, naming its base in ``videoespresso_merged.json``), ``loss.jsonl`` and
+``loss.png`` (loss and the learning rate of each optimiser step),
 ``train_summary.json``, and ``checkpoints/`` (resume points).
 """
 
