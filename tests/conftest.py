@@ -105,6 +105,8 @@ def built_dataset(tmp_path_factory, tiny_models) -> Path:
     from videoespresso.curate import run_build
     from videoespresso.video.synth import make_test_video
 
+    from _split import seed_with_test_video
+
     root = tmp_path_factory.mktemp("built-dataset")
     videos = root / "videos"
     make_test_video(videos / "a_mixed.mp4", "mixed", seconds=1.5)
@@ -114,7 +116,10 @@ def built_dataset(tmp_path_factory, tiny_models) -> Path:
     config.write_text(yaml.safe_dump({
         "sampling": {"max_side": 96},
         "generation": {"max_new_tokens": 12},
-        "curate": {"batch_size": 1, "group_size": 2, "qa_per_group": 2, "max_text_chars": 16, "max_new_tokens": 120},
+        "curate": {"batch_size": 1, "group_size": 2, "qa_per_group": 2, "max_text_chars": 16, "max_new_tokens": 120,
+                   # a_mixed in train, the other two (4 items) in test
+                   "split_seed": seed_with_test_video(sorted(videos.glob("*.mp4")), videos / "b_static_moving.mp4",
+                                                      videos / "c_moving.mp4")},
     }))
     out = root / "build"
     run_build(videos, out, load_config("tiny", config), preloaded=tiny_models, progress=False)

@@ -41,7 +41,12 @@ SETTINGS = {
 
 
 def _config_file(folder: Path, **curate) -> Path:
+    from _split import seed_with_test_video
+
     data = json.loads(json.dumps(SETTINGS))
+    videos = sorted((folder / "videos").rglob("*.mp4"))
+    # c_moving (the longest) alone in test: both sides hold items
+    data["curate"]["split_seed"] = seed_with_test_video(videos, folder / "videos" / "sub" / "c_moving.mp4")
     data["curate"].update(curate)
     path = folder / f"config-{len(list(folder.glob('config-*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -68,8 +68,11 @@ def work(tmp_path_factory, tiny_vlm, tiny_llm, minilm, tiny_grounder, tiny_clip)
     make_test_video(videos / "a_mixed.mp4", "mixed", seconds=1.5)
     make_test_video(videos / "b_static_moving.mp4", "static_moving", seconds=1.0)
     make_test_video(videos / "sub" / "c_moving.mp4", "moving", seconds=3.0)
+    from _split import seed_with_test_video
+
     config = root / "config.yaml"
-    config.write_text(yaml.safe_dump(SETTINGS))
+    seed = seed_with_test_video(sorted(videos.rglob("*.mp4")), videos / "sub" / "c_moving.mp4")
+    config.write_text(yaml.safe_dump({**SETTINGS, "curate": {**SETTINGS["curate"], "split_seed": seed}}))
     models = {"tiny:qwen2-vl": tiny_vlm, "tiny:qwen2": tiny_llm, "minilm": minilm,
               "tiny:grounding-dino": tiny_grounder, "tiny:clip": tiny_clip}
     reference = run_build(videos, root / "local", load_config("tiny", config), preloaded=models, progress=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -177,22 +178,73 @@ def test_both_profiles_build_the_ten_stages_without_loading_models(tmp_path):
     assert all(a != b for a, b in zip(prints["offline"], prints["paper"]))
 
 
-def test_split_by_video_is_seeded_stable_and_never_one_sided():
+def test_split_is_seeded_and_adding_videos_never_moves_one():
     from videoespresso.curate.export import split_videos
 
-    videos = [f"v{i}.mp4" for i in range(200)]
-    split = split_videos(videos, 0.2, seed=0)
-    share = sum(v == "test" for v in split.values()) / len(videos)
-    assert 0.12 < share < 0.28 and split == split_videos(list(reversed(videos)), 0.2, seed=0)
-    assert split != split_videos(videos, 0.2, seed=1)
-    # Adding videos never moves the others.
-    more = split_videos(videos + [f"w{i}.mp4" for i in range(50)], 0.2, seed=0)
-    assert all(more[v] == split[v] for v in videos)
-    # Few videos: both sides non-empty; the extremes put everything on one side.
-    for n in (2, 3, 5):
-        assert set(split_videos(videos[:n], 0.2).values()) == {"train", "test"}
-    assert set(split_videos(videos[:5], 0.0).values()) == {"train"}
-    assert set(split_videos(videos[:5], 1.0).values()) == {"test"}
+    keys = [f"sha256:{i:064x}" for i in range(200)]
+    split = split_videos(keys, 0.2, seed=0)
+    share = sum(v == "test" for v in split.values()) / len(keys)
+    assert 0.12 < share < 0.28 and split == split_videos(list(reversed(keys)), 0.2, seed=0)
+    assert split != split_videos(keys, 0.2, seed=1)
+    # A key's side is a pure function of (key, seed): every prefix of the list, the issue's
+    # "three videos, then a fourth" included, is the full split restricted to it.
+    for n in range(1, 12):
+        assert split_videos(keys[:n], 0.2) == {k: split[k] for k in keys[:n]}, n
+    more = split_videos(keys + [f"sha256:{i:064x}" for i in range(1000, 1050)], 0.2)
+    assert all(more[k] == split[k] for k in keys)
+    assert set(split_videos(keys[:5], 0.0).values()) == {"train"}
+    assert set(split_videos(keys[:5], 1.0).values()) == {"test"}
+
+
+def _export_item(video_id: str, video: Path) -> dict:
+    return {"id": f"{video_id}#q", "video_id": video_id, "video": str(video), "video_path": video_id,
+            "question": "What moves first?", "answer": "The square.", "task": "Causal Inference",
+            "qa_frames": [], "core_frames": [], "core_captions": [], "key_objects_grounded": [],
+            "evidence": "The square moves.", "distractors": ["The circle.", "Nothing.", "The camera."]}
+
+
+def _old_name_side(name: str, ratio: float, seed: int = 0) -> str:
+    """Where the name-keyed split (before content keys) put a video: hash of seed and name."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{seed}:{name}".encode("utf-8")).digest()
+    return "test" if int.from_bytes(digest[:8], "big") / 2.0**64 < ratio else "train"
+
+
+def test_split_follows_content_one_file_two_names_or_paths_one_side(tmp_path):
+    """The same bytes under two names, and one file reached through a symlink, land on one side
+    (names chosen so a split by name would have put them on both)."""
+    from videoespresso.curate.export import VIDEO_HASHES, export, video_digests
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "a.mp4").write_bytes(b"\x00video-a" * 5000)
+    (videos / "other.mp4").write_bytes(b"\x00video-b" * 5000)
+    ratio = 0.5
+    copy = next(f"copy{i}.mp4" for i in range(100) if _old_name_side(f"copy{i}.mp4", ratio) != _old_name_side("a.mp4", ratio))
+    link = next(f"link{i}.mp4" for i in range(100) if _old_name_side(f"link{i}.mp4", ratio) != _old_name_side("a.mp4", ratio))
+    (videos / copy).write_bytes((videos / "a.mp4").read_bytes())
+    (videos / link).symlink_to(videos / "a.mp4")
+    names = ["a.mp4", copy, link, "other.mp4"]
+    digests = video_digests([str(videos / n) for n in names])
+    assert len({digests[str(videos / n)] for n in names[:3]}) == 1 and len(set(digests.values())) == 2
+    out = tmp_path / "build"
+    out.mkdir()
+    export([_export_item(n, videos / n) for n in names], out, test_ratio=ratio)
+    sides = {json.loads(line)["qa"]["id"]: json.loads(line)["split"] for line in (out / "dataset.jsonl").read_text().splitlines()}
+    assert sides[f"{copy}#q"] == sides[f"{link}#q"] == sides["a.mp4#q"]
+    # the digests are kept for the next export; a changed file is hashed again
+    cached = json.loads((out / VIDEO_HASHES).read_text())
+    assert cached["split_version"] == 2 and len(cached["files"]) == 3  # the symlink is its target
+    (videos / copy).write_bytes(b"\x00changed" * 10)
+    assert video_digests([str(videos / copy)], out / VIDEO_HASHES)[str(videos / copy)] != digests[str(videos / copy)]
+
+
+def test_split_refuses_a_video_it_cannot_read(tmp_path):
+    from videoespresso.curate.export import export
+
+    with pytest.raises(UserError, match="gone.mp4: cannot read the video to place it in the train/test split"):
+        export([_export_item("gone.mp4", tmp_path / "gone.mp4")], tmp_path)
 
 
 def test_build_names_failed_videos_and_strict_exits_3(tmp_path, capsys):

@@ -108,3 +108,41 @@ def test_two_real_evals_race(tmp_path, bench):
         assert "Traceback" not in err
         if code == 2:
             assert "is in use by another run" in " ".join(err.split())
+
+
+def _select_argv(bench, videos, out):
+    return ["select", "--bench", str(bench), "--video-root", str(videos), "--out", str(out), "--selector", "uniform",
+            "--frames", "1", "--profile", "tiny"]
+
+
+def _judge_argv(tmp_path, out):
+    item = {"video_path": "clip.mp4", "question": "q?", "options": ["(A): a", "(B): b", "(C): c", "(D): d"],
+            "correct_answer": "(A)", "answer": "ref", "evidence": "ev", "task": "Traffic Analysis", "model_output": "out"}
+    preds = tmp_path / "open.json"
+    preds.write_text(json.dumps([item, {**item, "question": "other?"}]), encoding="utf-8")
+    return ["judge", str(preds), "--out", str(out), "--judge", "tiny:qwen2", "--profile", "tiny",
+            "--max-new-tokens", "4", "--no-constrained"]
+
+
+@pytest.mark.parametrize("command", ["eval", "select", "judge"])
+def test_overwrite_never_touches_a_running_runs_output(capsys, tmp_path, bench, command):
+    """`--overwrite` on an output another run holds is refused before anything there is removed
+    or rewritten: the holder's file and manifest keep their bytes."""
+    from videoespresso.formats.manifest import manifest_path
+
+    out = tmp_path / {"eval": "pred.jsonl", "select": "sel.json", "judge": "open.judge.jsonl"}[command]
+    argv = {"eval": lambda: _eval_argv(*bench, out), "select": lambda: _select_argv(*bench, out),
+            "judge": lambda: _judge_argv(tmp_path, out)}[command]()
+    first = run_cli(capsys, argv)
+    assert first.code in (0, 3), first.err
+    before = {p: p.read_bytes() for p in (out, manifest_path(out))}
+    proc = _holder(out.with_name(out.name + ".lock"))
+    try:
+        refused = run_cli(capsys, [*argv, "--overwrite"])
+        assert_one_line_error(refused, "is in use by another run", f"pid {proc.pid}")
+        assert {p: p.read_bytes() for p in before} == before
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    again = run_cli(capsys, [*argv, "--overwrite"])
+    assert again.code in (0, 3), again.err

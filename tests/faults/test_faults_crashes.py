@@ -133,3 +133,43 @@ def test_select_killed_after_first_item_resumes_to_the_same_file(crash_videos, c
     cli_main(args + ["--out", str(killed)])
     assert "1 reused, 3 selected" in " ".join(capsys.readouterr().out.split())
     assert killed.read_bytes() == full.read_bytes() and not journal.exists()
+
+
+GENERATING = ("caption", "qa", "filter", "cot", "options")
+
+
+@pytest.mark.slow
+def test_build_killed_mid_cot_asks_nothing_the_cache_holds(models, tmp_path):
+    """A build killed inside the CoT stage, with several items per batch, then rerun: every reply
+    its response cache holds is served from it (0 model calls in every generating stage), in
+    fresh processes and with other batches than the run that filled the cache."""
+    import yaml
+
+    from _faults import BUILD_SETTINGS
+
+    cache = tmp_path / "responses.sqlite"
+
+    def config(batch_size: int) -> Path:
+        data = json.loads(json.dumps(BUILD_SETTINGS))
+        data["curate"]["batch_size"] = batch_size
+        data["cache"] = str(cache)
+        path = tmp_path / f"config-{batch_size}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    from videoespresso.video.synth import make_test_video
+
+    videos = tmp_path / "videos"
+    for i, kind in enumerate(["mixed", "moving", "cut", "mixed", "moving"]):
+        make_test_video(videos / f"v{i}_{kind}.mp4", kind, seconds=2.0)
+    full = run_build(videos, tmp_path / "full", load_config("tiny", config(1)), preloaded=models, progress=False)
+    assert full.run.stage("cot").inputs >= 3 and full.run.stage("cot").model_calls >= 1
+    out = tmp_path / "killed"
+    killed = _killed_at("build:mid:cot", [sys.executable, "-m", "videoespresso", "build", str(videos), "--out", str(out),
+                                           "--profile", "tiny", "--config", str(config(2)), "--no-progress"])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    again = run_build(videos, out, load_config("tiny", config(2)), preloaded=models, progress=False)
+    assert again.run.stage("cot").cached >= 2  # the killed run's first batch, from the store
+    assert {s: again.run.stage(s).model_calls for s in GENERATING} == dict.fromkeys(GENERATING, 0)
+    for name in EXPORTS:
+        assert (out / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name

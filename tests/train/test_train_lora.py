@@ -142,6 +142,8 @@ def test_vlm_stage_trains_and_loads_by_spec_in_eval(tmp_path, capsys):
     pred = tmp_path / "pred.jsonl"
     cli_main(["eval", "--bench", str(bench), "--video-root", str(tmp_path / "videos"), "--model",
               f"hf:{out / 'adapter'}", "--out", str(pred), "--frames", "2", "--max-new-tokens", "3", "--profile", "tiny"])
+    # trained on a tiny: base, the adapter's weights are random too, and eval says so
+    assert f"random-weightmodels:model(hf:{out / 'adapter'})".replace(" ", "") in "".join(capsys.readouterr().err.split())
     line = json.loads(pred.read_text())
     assert line["model"] == f"hf:{out / 'adapter'}" and "error" not in line
     # ask takes it through the config, as the two-stage reasoner's model
@@ -151,6 +153,43 @@ def test_vlm_stage_trains_and_loads_by_spec_in_eval(tmp_path, capsys):
     cli_main(["ask", str(tmp_path / "videos" / "clip.mp4"), "What moves?", "--selector", "uniform", "--frames", "2",
               "--profile", "tiny", "--config", str(config), "--json", str(result)])
     assert f"hf:{out / 'adapter'}" in result.read_text()
+    assert json.loads(result.read_text())["random_weights"] is True
+
+
+def test_lr_is_never_zero_on_any_step():
+    from videoespresso.train.lora import SCHEDULERS, lr_factor
+
+    for scheduler in SCHEDULERS:
+        for total in (1, 2, 3, 10, 34, 100, 1000):
+            for ratio in (0.0, 0.03, 0.1, 0.5):
+                factors = [lr_factor(s, total, ratio, scheduler) for s in range(total)]
+                assert all(0.0 < f <= 1.0 for f in factors), (scheduler, total, ratio, factors[:3])
+    # the warm-up is whole steps of the ratio, rounded down: 3 of 100 at 0.03, none of 2
+    assert [round(lr_factor(s, 100, 0.03, "cosine"), 3) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(0, 2, 0.03, "cosine") == 1.0
+
+
+def test_first_step_trains_and_trained_folders_name_their_base(tmp_path, capsys):
+    """--max-steps 2 with the paper's 3% warm-up: the first step's learning rate is not 0. The
+    adapter and the merged checkpoint both record their tiny: base, so every random-weights
+    notice follows them to it (train --base over a merged folder included)."""
+    from videoespresso.models.registry import random_weights
+    from videoespresso.train.lora import MERGED_INFO
+
+    out = tmp_path / "sel"
+    train_lora(_selector_examples(4), "tiny:qwen2", out, target="selector", merge=True,
+               settings=TrainSettings(max_steps=2, batch_size=2, save_steps=1000, lr=1e-3))
+    rows = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and rows[0]["learning_rate"] == pytest.approx(1e-3)
+    assert 0 < rows[1]["learning_rate"] < rows[0]["learning_rate"]
+    assert json.loads((out / "merged" / MERGED_INFO).read_text())["base"] == "tiny:qwen2"
+    assert random_weights(f"hf:{out / 'adapter'}") and random_weights(f"hf:{out / 'merged'}")
+    assert not random_weights(f"hf:{tmp_path}") and not random_weights("openai:gpt-4o")
+    data = _write(_selector_examples(2), tmp_path / "sel.jsonl")
+    cli_main(["train", "selector", "--data", str(data), "--base", f"hf:{out / 'merged'}",
+              "--out", str(tmp_path / "again"), "--max-steps", "1", "--batch-size", "2"])
+    err = "".join(capsys.readouterr().err.split())
+    assert f"random-weightmodels:base(hf:{out / 'merged'})".replace(" ", "") in err
 
 
 def test_resume_after_sigkill_gives_the_same_adapter(tmp_path):

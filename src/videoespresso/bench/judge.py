@@ -14,7 +14,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,6 +23,7 @@ from ..schema import BenchItem, GenerationSettings
 from .score import PredictionRecord, task_key
 
 if TYPE_CHECKING:
+    from ..engine.journal import Journal
     from ..models.protocols import ChatModel
 
 CRITERIA = ("logic", "factuality", "accuracy", "conciseness", "overall")
@@ -228,19 +229,31 @@ def summarize(judgements: Sequence[Judgement], judge: str = "") -> JudgeSummary:
 
 def read_judgements(path: str | Path) -> list[Judgement]:
     """Judgements already written (for resuming); malformed lines are ignored and re-judged."""
-    from ..formats.jsonl import read_jsonl
+    from ..engine.journal import read_records
 
-    path = Path(path)
-    if not path.is_file():
-        return []
     out: list[Judgement] = []
-    for _, obj, error in read_jsonl(path):
-        if error is None and isinstance(obj, dict):
-            try:
-                out.append(Judgement.model_validate(obj))
-            except ValidationError:
-                continue
+    for obj in read_records(Path(path)):
+        try:
+            out.append(Judgement.model_validate(obj))
+        except ValidationError:
+            continue
     return out
+
+
+def open_judgements(out: Path, **manifest: Any) -> "Journal":
+    """The :class:`~videoespresso.engine.journal.Journal` of a judgements file (one line per
+    graded answer); ``manifest`` holds its ``kind``/``settings``/``overwrite``."""
+    from ..engine.journal import Journal
+
+    return Journal(out, "judgements file", legacy_settings=settings_from_lines, **manifest)
+
+
+def settings_from_lines(path: Path) -> dict[str, Any] | None:
+    """The judge recorded in a judgements file written before manifests existed."""
+    for judgement in read_judgements(path):
+        if judgement.judge:
+            return {"judge": judgement.judge}
+    return None
 
 
 def load_judge_inputs(pred_path: str | Path, bench_path: str | Path | None) -> tuple[list[JudgeRequest], list[str]]:
@@ -270,5 +283,6 @@ __all__ = [
     "judge_answers",
     "summarize",
     "read_judgements",
+    "open_judgements",
     "load_judge_inputs",
 ]

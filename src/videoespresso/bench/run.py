@@ -23,7 +23,6 @@ is the answer, nothing is parsed).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import Counter
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from ..config import Config
+    from ..engine.journal import Journal
     from ..schema import Selection
 
 AnswerMode = Literal["generate", "logprob"]
@@ -144,79 +144,6 @@ def filter_items(items: Sequence[BenchItem], tasks: Sequence[str] | None = None,
     if limit is not None:
         chosen = chosen[:limit]
     return chosen
-
-
-# --------------------------------------------------------------------------- resume
-
-
-def repair_tail(path: Path) -> bool:
-    """Cut a half-written last line (a run killed mid-write); True when something was cut."""
-    if not path.is_file():
-        return False
-    size = path.stat().st_size
-    if size == 0:
-        return False
-    with path.open("rb+") as handle:
-        handle.seek(size - 1)
-        if handle.read(1) == b"\n":
-            return False
-        chunk = 1 << 16
-        pos = size
-        while pos > 0:
-            start = max(0, pos - chunk)
-            handle.seek(start)
-            data = handle.read(pos - start)
-            nl = data.rfind(b"\n")
-            if nl >= 0:
-                handle.truncate(start + nl + 1)
-                break
-            pos = start
-        else:
-            handle.truncate(0)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return True
-
-
-def completed_ids(path: Path, *, include_failed: bool = True) -> set[str]:
-    """Ids already in a predictions file (valid lines only); failed attempts only if asked."""
-    from ..formats.jsonl import read_jsonl
-
-    if not path.is_file():
-        return set()
-    done: set[str] = set()
-    for _, obj, error in read_jsonl(path):
-        if error is None and isinstance(obj, dict) and isinstance(obj.get("id"), str):
-            if include_failed or not obj.get("error"):
-                done.add(obj["id"])
-    return done
-
-
-def drop_failed_lines(path: Path) -> set[str]:
-    """Rewrite ``path`` (atomically) without its failed attempts; returns their ids.
-
-    Retried items are appended again, so the file keeps one line per item.
-    """
-    from ..formats.jsonl import write_text_atomic
-
-    if not path.is_file():
-        return set()
-    kept: list[str] = []
-    failed: set[str] = set()
-    with path.open("r", encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                kept.append(line)
-                continue
-            if isinstance(obj, dict) and obj.get("error") and isinstance(obj.get("id"), str):
-                failed.add(obj["id"])
-            else:
-                kept.append(line)
-    if failed:
-        write_text_atomic(path, "".join(kept))
-    return failed
 
 
 # --------------------------------------------------------------------------- frame sources
@@ -401,27 +328,29 @@ def run_eval(
     opts: EvalOptions,
     *,
     on_item: Callable[[Prediction], None] | None = None,
+    journal: "Journal | None" = None,
 ) -> EvalSummary:
     """Answer every item not yet in ``out``, appending one prediction line per item.
 
     With ``opts.retry_failed`` the failed attempts already in ``out`` are removed first and
     those items answered again. ``model`` may be None when nothing is left to answer.
 
-    ``out`` is locked for the run (``<out>.lock``): a second run on the same file is refused.
+    ``journal`` is ``out`` already opened (locked, manifest checked) by the caller; without it
+    ``out`` is opened here, with no manifest. Either way ``out`` is locked for the run
+    (``<out>.lock``): a second run on the same file is refused.
     """
-    from ..locking import OutputLock
+    from ..engine.journal import Journal
 
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give the path of a predictions .jsonl file")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with OutputLock(out.with_name(out.name + ".lock"), f"predictions file {out}"):
-        return _run_eval(items, model, out, frame_source, video_root, opts, on_item=on_item)
+    if journal is not None:
+        return _run_eval(items, model, journal, frame_source, video_root, opts, on_item=on_item)
+    with Journal(out, "predictions file") as opened:
+        return _run_eval(items, model, opened, frame_source, video_root, opts, on_item=on_item)
 
 
 def _run_eval(
     items: Sequence[BenchItem],
     model: Any,
-    out: Path,
+    journal: "Journal",
     frame_source: FrameSource,
     video_root: Path,
     opts: EvalOptions,
@@ -429,19 +358,18 @@ def _run_eval(
     on_item: Callable[[Prediction], None] | None = None,
 ) -> EvalSummary:
     from ..failpoints import failpoint
-    from ..formats.jsonl import append_jsonl
     from ..models.protocols import user, user_video
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    repaired = repair_tail(out)
+    out = journal.out
     wanted = {i.id for i in items}
-    retrying = (drop_failed_lines(out) & wanted) if opts.retry_failed else set()
-    done = completed_ids(out)
+    retrying = journal.drop_failed(wanted) if opts.retry_failed else set()
+    done = journal.ids()
     todo = [i for i in items if i.id not in done]
     if todo and opts.mode == "logprob" and not hasattr(model, "option_logprobs"):
         raise ConfigError(f"{getattr(model, 'spec', model)} cannot score options by log-probability; use --mode generate")
     summary = EvalSummary(
-        total=len(items), already_done=len(items) - len(todo), retried=len(retrying), repaired_tail=repaired, out=str(out)
+        total=len(items), already_done=len(items) - len(todo), retried=len(retrying),
+        repaired_tail=journal.repaired_tail, out=str(out),
     )
     reasons: Counter[str] = Counter()
     spec = getattr(model, "spec", str(model))
@@ -449,7 +377,7 @@ def _run_eval(
     started = time.perf_counter()
 
     def emit(pred: Prediction) -> None:
-        append_jsonl(out, pred.model_dump(mode="json", exclude_none=True))
+        journal.append(pred.model_dump(mode="json", exclude_none=True))
         failpoint("eval:mid")
         if pred.error:
             summary.failed += 1
@@ -495,28 +423,10 @@ def _run_eval(
     if retrying:
         # Retried items were appended at the end; put every line back in benchmark order so a
         # rerun's file reads like an uninterrupted run's.
-        _reorder_lines(out, [i.id for i in items])
+        journal.reorder([i.id for i in items])
     summary.seconds = time.perf_counter() - started
     summary.failure_reasons = dict(reasons)
     return summary
-
-
-def _reorder_lines(path: Path, order: Sequence[str]) -> None:
-    """Rewrite ``path`` (atomically) with its lines sorted by their id's place in ``order``;
-    lines of other ids keep their place before them."""
-    from ..formats.jsonl import write_text_atomic
-
-    rank = {item_id: i for i, item_id in enumerate(order)}
-    lines = path.read_text("utf-8").splitlines(keepends=True)
-
-    def key(line: str) -> int:
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            return -1
-        return rank.get(obj.get("id"), -1) if isinstance(obj, dict) else -1
-
-    write_text_atomic(path, "".join(sorted(lines, key=key)))
 
 
 def _answer(model: Any, convs: list[Any], opts: EvalOptions, ready: list[Any]) -> list[Any]:

@@ -48,13 +48,16 @@ def effective_config(profile: Optional[str], config: Optional[Path], dump: Optio
 
 
 def note_random_weights(roles: dict[str, str]) -> bool:
-    """Say which of the models a command uses have random weights (``tiny:`` checkpoints).
+    """Say which of the models a command uses have random weights (``tiny:`` checkpoints, and
+    adapters or merged checkpoints trained from one: :func:`~videoespresso.models.registry.random_weights`).
 
     Their output is random text: a run with them proves plumbing, not quality, and every command
     says so, as ``demo`` does. ``roles`` maps a role ("reasoner") to its spec. Returns whether
     any was random.
     """
-    random = sorted({f"{role} ({spec})" for role, spec in roles.items() if spec and str(spec).startswith("tiny:")})
+    from ..models.registry import random_weights
+
+    random = sorted({f"{role} ({spec})" for role, spec in roles.items() if spec and random_weights(str(spec))})
     if random:
         err_console.print(
             f"[yellow]random-weight models: {', '.join(random)}; their output is random text "

@@ -93,7 +93,6 @@ def eval_command(
     """
     from ..bench.run import (
         EvalOptions,
-        completed_ids,
         core_frames_source,
         filter_items,
         run_eval,
@@ -105,8 +104,8 @@ def eval_command(
         write_official,
     )
     from ..errors import ConfigError
+    from ..engine.journal import Journal, finished_ids
     from ..formats.bench import bench_fingerprint, read_bench
-    from ..formats.manifest import check_resume, manifest_path
     from ..models.registry import load_model
 
     from ..bench.protocol import INPUT_FORMS, OFFICIAL_SAMPLER, OFFICIAL_SETTINGS, PROTOCOLS
@@ -192,30 +191,27 @@ def eval_command(
         frames_from=frames_from,
     )
     spec = model or cfg.models.reasoner
-    if overwrite:
-        out.unlink(missing_ok=True)
-        manifest_path(out).unlink(missing_ok=True)
-    check_resume(
-        out, "eval", run_settings(opts, spec, cfg.model_options(spec), bench_fingerprint(bench)),
-        has_output=out.is_file() and out.stat().st_size > 0, overwrite=overwrite,
-        legacy_settings=settings_from_lines(out),
-    )
     roles = {"model": spec}
     if selector in ("embedding", "caption-llm"):
         roles["selector captioner"] = cfg.models.selector_vlm
     if selector == "caption-llm":
         roles["selector LLM"] = cfg.models.selector_llm
-    note_random_weights(roles)
     wanted = {i.id for i in items}
-    finished = completed_ids(out, include_failed=not retry_failed) & wanted
     cache_path = None if no_cache else (cache or (Path(cfg.cache) if cfg.cache else out.with_name(out.name + ".cache.sqlite")))
-    # A rerun with nothing left to answer never loads the model.
-    vlm = None if finished == wanted else load_model(spec, kind="vlm", cache=cache_path, **cfg.model_options(spec))
+    # The lock comes first: until it is held, nothing at --out (another run's) is touched.
+    with Journal(out, "predictions file", kind="eval", overwrite=overwrite,
+                 settings=run_settings(opts, spec, cfg.model_options(spec), bench_fingerprint(bench)),
+                 legacy_settings=settings_from_lines) as journal:
+        note_random_weights(roles)
+        finished = journal.ids(include_failed=not retry_failed) & wanted
+        # A rerun with nothing left to answer never loads the model.
+        vlm = None if finished == wanted else load_model(spec, kind="vlm", cache=cache_path, **cfg.model_options(spec))
 
-    with _progress() as progress:
-        bar = progress.add_task(f"eval {spec}", total=len(items))
-        progress.update(bar, completed=len(finished))
-        summary = run_eval(items, vlm, out, source, video_root, opts, on_item=lambda _: progress.advance(bar))
+        with _progress() as progress:
+            bar = progress.add_task(f"eval {spec}", total=len(items))
+            progress.update(bar, completed=len(finished))
+            summary = run_eval(items, vlm, out, source, video_root, opts, on_item=lambda _: progress.advance(bar),
+                               journal=journal)
 
     if summary.repaired_tail:
         err_console.print(f"[yellow]dropped a half-written last line in {out} (an interrupted run)[/]")
@@ -235,7 +231,7 @@ def eval_command(
         err_console.print(f"  {example}", highlight=False, markup=False)
     if official is not None:
         written = write_official(items, out, official)
-        unanswered = len(items) - len(completed_ids(out, include_failed=False) & wanted)
+        unanswered = len(items) - len(finished_ids(out, include_failed=False) & wanted)
         note = f" ({unanswered} failed or unanswered, written with an empty model_output: wrong for score.py)" if unanswered else ""
         console.print(f"official format: {written} items -> {official}{note}")
     if summary.failed:
@@ -390,11 +386,11 @@ def judge_command(
     """
     from rich.table import Table
 
-    from ..bench.judge import CRITERIA, CRITERIA_LABELS, judge_answers, load_judge_inputs, read_judgements, summarize
-    from ..bench.run import repair_tail
-    from ..formats.jsonl import append_jsonl, write_json_atomic
+    from ..bench.judge import (
+        CRITERIA, CRITERIA_LABELS, judge_answers, load_judge_inputs, open_judgements, read_judgements, summarize,
+    )
+    from ..formats.jsonl import write_json_atomic
     from ..formats.bench import bench_fingerprint
-    from ..formats.manifest import check_resume, manifest_path
     from ..models.registry import load_model
     from ..schema import GenerationSettings
 
@@ -402,30 +398,26 @@ def judge_command(
     spec = judge or cfg.models.judge
     requests, skipped = load_judge_inputs(predictions, bench)
     out = out or predictions.with_name(predictions.stem + ".judge.jsonl")
-    if overwrite:
-        out.unlink(missing_ok=True)
-        manifest_path(out).unlink(missing_ok=True)
     settings = {"judge": spec, "model_options": cfg.model_options(spec), "max_new_tokens": max_new_tokens,
                 "constrained": constrained, "bench_sha256": bench_fingerprint(bench) if bench is not None else None}
-    check_resume(out, "judge", settings, has_output=out.is_file() and out.stat().st_size > 0, overwrite=overwrite,
-                 legacy_settings=_judge_settings_from_lines(out))
-    repair_tail(out)
-    previous = {j.id: j for j in read_judgements(out)}
-    todo = [r for r in requests if r.id not in previous]
-    note_random_weights({"judge": spec})
-    # A rerun with nothing left to judge never loads the judge.
-    model = load_model(spec, kind="chat", cache=cache, **cfg.model_options(spec)) if todo else None
-    with _progress() as progress:
-        bar = progress.add_task(f"judge {spec}", total=len(requests), completed=len(requests) - len(todo))
+    # The lock comes first: until it is held, nothing at --out (another run's) is touched.
+    with open_judgements(out, kind="judge", settings=settings, overwrite=overwrite) as journal:
+        previous = {j.id: j for j in read_judgements(journal.path)}
+        todo = [r for r in requests if r.id not in previous]
+        note_random_weights({"judge": spec})
+        # A rerun with nothing left to judge never loads the judge.
+        model = load_model(spec, kind="chat", cache=cache, **cfg.model_options(spec)) if todo else None
+        with _progress() as progress:
+            bar = progress.add_task(f"judge {spec}", total=len(requests), completed=len(requests) - len(todo))
 
-        def done(j) -> None:
-            append_jsonl(out, j.model_dump(mode="json"))
-            progress.advance(bar)
+            def done(j) -> None:
+                journal.append(j.model_dump(mode="json"))
+                progress.advance(bar)
 
-        new = judge_answers(
-            todo, model, settings=GenerationSettings(max_new_tokens=max_new_tokens),
-            batch_size=batch_size, constrained=constrained, on_done=done,
-        )
+            new = judge_answers(
+                todo, model, settings=GenerationSettings(max_new_tokens=max_new_tokens),
+                batch_size=batch_size, constrained=constrained, on_done=done,
+            )
     wanted = {r.id for r in requests}
     judgements = [j for j in previous.values() if j.id in wanted] + new
     summary = summarize(judgements, spec)
@@ -444,18 +436,6 @@ def judge_command(
         console.print(f"summary -> {json_out}")
     if summary.failed or skipped:
         raise typer.Exit(EXIT_PARTIAL)
-
-
-def _judge_settings_from_lines(path: Path) -> dict | None:
-    """The judge recorded in a judgements file written before manifests existed."""
-    from ..formats.jsonl import read_jsonl
-
-    if not path.is_file():
-        return None
-    for _, obj, error in read_jsonl(path):
-        if error is None and isinstance(obj, dict) and obj.get("judge"):
-            return {"judge": obj["judge"]}
-    return None
 
 
 # --------------------------------------------------------------------------- report

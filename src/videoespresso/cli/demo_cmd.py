@@ -38,7 +38,9 @@ def demo_command(
     cfg = effective_config(profile, config)
     roles = {"captioner": cfg.models.captioner, "selector LLM": cfg.models.selector_llm,
              "reasoner": cfg.models.reasoner, "text-stage LLM": cfg.models.llm}
-    random_roles = [role for role, spec in roles.items() if spec.startswith("tiny:")]
+    from ..models.registry import random_weights
+
+    random_roles = [role for role, spec in roles.items() if random_weights(spec)]
     if random_roles:
         real = [f"{role} ({spec})" for role, spec in roles.items() if role not in random_roles]
         console.print(
@@ -80,7 +82,7 @@ def demo_command(
         config=config,
         dump_config=None,
     )
-    if cfg.models.reasoner.startswith("tiny:"):
+    if random_weights(cfg.models.reasoner):
         console.print(f"[bold yellow](evidence and answer by the random-weight {cfg.models.reasoner})[/]", highlight=False)
     _text_stages(cfg, video, sampled.frames, _write_frames(out, images), captions)
 
@@ -105,7 +107,9 @@ def _text_stages(cfg, video: Path, frames, paths: list[str], captions: list[str]
     from ..engine.stage import DROP, FAILURE
 
     llm = cfg.models.llm
-    kind = "random-weight" if llm.startswith("tiny:") else "real"
+    from ..models.registry import random_weights
+
+    kind = "random-weight" if random_weights(llm) else "real"
     console.print(f"[bold]text stages of build[/] ({llm}, {kind} model) on the captions above:", highlight=False)
     pool = ModelPool(cfg.models.options, cache=str(video.parent / "responses.sqlite"))
     # one QA pair is all the demo shows: asking for more only makes the small model write longer

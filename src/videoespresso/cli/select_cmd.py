@@ -49,9 +49,8 @@ def select_command(
     Example: videoespresso select --bench bench_hard.json --video-root videos --selector caption-llm --out selections.json
     """
     from ..formats.bench import bench_fingerprint, read_bench
-    from ..formats.manifest import check_resume, manifest_path
     from ..select import load_selector
-    from ..select.run import journal_path, run_select
+    from ..select.run import open_selections, run_select
 
     if not video_root.is_dir():
         raise ConfigError(f"--video-root {video_root} is not a folder")
@@ -82,18 +81,14 @@ def select_command(
         "models": {role: {"spec": spec, "options": cfg.model_options(spec)} for role, spec in sorted(roles.items())},
         "bench_sha256": bench_fingerprint(bench),
     }
-    if overwrite:
-        out.unlink(missing_ok=True)
-        journal_path(out).unlink(missing_ok=True)
-        manifest_path(out).unlink(missing_ok=True)
-    has_output = (out.is_file() and out.stat().st_size > 0) or journal_path(out).is_file()
-    check_resume(out, "select", settings, has_output=has_output, overwrite=overwrite,
-                 legacy_settings=_legacy_settings(out) if has_output else None)
-    note_random_weights({k: v for k, v in roles.items() if k != "embedder"})
-    summary = run_select(
-        items, lambda: load_selector(selector, cfg, items=items, **overrides), out, video_root,
-        retry_failed=retry_failed,
-    )
+    # The lock comes first: until it is held, nothing at --out (another run's) is touched.
+    with open_selections(out, kind="select", settings=settings, overwrite=overwrite,
+                         legacy_settings=_legacy_settings) as journal:
+        note_random_weights({k: v for k, v in roles.items() if k != "embedder"})
+        summary = run_select(
+            items, lambda: load_selector(selector, cfg, items=items, **overrides), out, video_root,
+            retry_failed=retry_failed, journal=journal,
+        )
     console.print(
         f"{summary.total} items: {summary.reused} reused, {summary.selected} selected, {summary.failed} failed "
         f"({summary.retried} earlier failures retried); {summary.in_file} in the file "

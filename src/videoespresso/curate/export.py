@@ -9,9 +9,11 @@
 * ``test.json``: ``bench_hard.json``'s shape, four options (the reference answer and three
   distractors) shuffled with a per-item seed.
 
-The train files and ``test.json`` hold disjoint items, split **by video** (:func:`split_videos`):
-questions about one video share its frames and story, so a per-item split would leak test
-answers into training. ``dataset.jsonl`` holds every item with its ``split``.
+The train files and ``test.json`` hold disjoint items, split **by video content**
+(:func:`split_videos` over :func:`video_digests`): questions about one video share its frames
+and story, so a per-item split would leak test answers into training, and the same bytes under
+two names (or one file reached by two paths) would leak it again if the split went by name.
+``dataset.jsonl`` holds every item with its ``split``.
 
 Every file is written to a temporary name and renamed, so a reader never sees half a file.
 """
@@ -19,13 +21,16 @@ Every file is written to a temporary name and renamed, so a reader never sees ha
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from ..engine.stage import PROVENANCE, WARNINGS
+from ..errors import UserError
 from ..formats.bench import write_bench
 from ..formats.jsonl import write_jsonl_atomic
 from ..formats.train import write_train
@@ -37,6 +42,10 @@ DATASET = "dataset.jsonl"
 TRAIN_VIDEO = "train_video.json"
 TRAIN_IMAGES = "train_images.json"
 TEST = "test.json"
+#: The sha256 of each video file, kept in the build folder so a rerun hashes only what changed.
+VIDEO_HASHES = "video_hashes.json"
+#: 1: by file name, with a "neither side empty" rule that moved videos; 2: by content, pure.
+SPLIT_VERSION = 2
 
 
 @dataclass
@@ -55,27 +64,63 @@ def shuffled_options(item_id: str, answer: str, distractors: Sequence[str], seed
     return [options[i] for i in order], LETTERS[order.index(0)]
 
 
-def split_videos(video_ids: Sequence[str], test_ratio: float, seed: int = 0) -> dict[str, str]:
-    """``video id -> "train" | "test"``, seeded and stable.
+def split_videos(keys: Iterable[str], test_ratio: float, seed: int = 0) -> dict[str, str]:
+    """``key -> "train" | "test"`` for content keys (:func:`video_digests`), seeded and pure.
 
-    Each video's place depends only on the seed and its id (a hash in [0, 1) below
-    ``test_ratio`` means test), so adding videos never moves the others. With at least two
-    videos and ``0 < test_ratio < 1`` neither side is left empty: the video whose hash lies
-    nearest the threshold changes sides.
+    A key's side depends only on the key and the seed (a hash in [0, 1) below ``test_ratio``
+    means test), never on the other keys: adding or removing videos moves none of the others.
+    There is no "neither side empty" rule (any such rule moves a video when others are added),
+    so a build of a few videos can have an empty side: about ``test_ratio`` of the videos go to
+    test on average, not exactly.
     """
-    def position(video: str) -> float:
-        digest = hashlib.sha256(f"{seed}:{video}".encode("utf-8")).digest()
+    def position(key: str) -> float:
+        digest = hashlib.sha256(f"{seed}:{key}".encode("utf-8")).digest()
         return int.from_bytes(digest[:8], "big") / 2.0**64
 
-    ids = sorted(set(video_ids))
-    pos = {v: position(v) for v in ids}
-    split = {v: "test" if pos[v] < test_ratio else "train" for v in ids}
-    if len(ids) >= 2 and 0.0 < test_ratio < 1.0:
-        for side, other in (("test", "train"), ("train", "test")):
-            if side not in split.values():
-                nearest = min(ids, key=lambda v: abs(pos[v] - test_ratio))
-                split[nearest] = side
-    return split
+    return {key: "test" if position(key) < test_ratio else "train" for key in set(keys)}
+
+
+def video_digests(paths: Iterable[str], cache: Path | None = None) -> dict[str, str]:
+    """``path -> "sha256:<hex>"`` of each video file's bytes (all of them, streamed).
+
+    Paths that resolve to one file are hashed once. ``cache`` (a JSON file) remembers each
+    file's digest with its size and modification time; a file whose size or time changed is
+    hashed again, as ``build`` rebuilds a replaced video. A video that cannot be read is refused
+    with its reason: without its content it has no place in the split.
+    """
+    from ..formats.jsonl import write_json_atomic
+    from ..formats.manifest import file_sha256
+
+    known = _read_hash_cache(cache)
+    fresh: dict[str, dict[str, Any]] = {}
+    out: dict[str, str] = {}
+    for path in dict.fromkeys(paths):
+        real = os.path.realpath(path)
+        try:
+            info = os.stat(real)
+            entry = fresh.get(real) or known.get(real)
+            if not (entry and entry.get("size") == info.st_size and entry.get("mtime_ns") == info.st_mtime_ns):
+                entry = {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "sha256": file_sha256(real)}
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read the video to place it in the train/test split "
+                            f"(the split is keyed on each video's content): {exc.strerror or exc}") from None
+        fresh[real] = entry
+        out[path] = f"sha256:{entry['sha256']}"
+    if cache is not None and fresh != known:
+        write_json_atomic(cache, {"format": "videoespresso.video-hashes", "split_version": SPLIT_VERSION,
+                                  "files": dict(sorted(fresh.items()))})
+    return out
+
+
+def _read_hash_cache(cache: Path | None) -> dict[str, dict[str, Any]]:
+    if cache is None or not cache.is_file():
+        return {}
+    try:
+        data = json.loads(cache.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}  # a damaged cache only costs hashing again
+    files = data.get("files") if isinstance(data, dict) else None
+    return {k: v for k, v in files.items() if isinstance(v, dict)} if isinstance(files, dict) else {}
 
 
 def _frame(f: dict[str, Any]) -> FrameRef:
@@ -116,8 +161,9 @@ def export(
     when they are not under ``root``."""
     root = Path(root)
     items = sorted(items, key=lambda i: i["id"])
-    splits = split_videos([item["video_id"] for item in items], test_ratio, split_seed)
-    records = [{**to_records(item, seed), "split": splits[item["video_id"]]} for item in items]
+    digests = video_digests([item["video"] for item in items], root / VIDEO_HASHES)
+    splits = split_videos(digests.values(), test_ratio, split_seed)
+    records = [{**to_records(item, seed), "split": splits[digests[item["video"]]]} for item in items]
     train_video: list[TrainItem] = []
     train_images: list[TrainItem] = []
     bench: list[BenchItem] = []

@@ -144,6 +144,24 @@ def checkpoint_folder(spec: str) -> str:
     raise SpecError(f"{spec}: not a transformers checkpoint (hf:, tiny: or smollm2)")
 
 
+def random_weights(spec: str, depth: int = 0) -> bool:
+    """Whether ``spec`` ends in random weights: a ``tiny:`` checkpoint, or a folder written by
+    ``train`` (an adapter, or a merged checkpoint) whose recorded base, followed to its end
+    (stage 2 over stage 1 over a base), is one. Every random-weights notice asks this."""
+    from ..train.lora import trained_base
+
+    try:
+        parsed = parse_spec(str(spec))
+    except SpecError:
+        return False
+    if parsed.scheme == "tiny":
+        return True
+    if parsed.scheme != "hf" or depth > 8:
+        return False
+    base = trained_base(parsed.name)
+    return base is not None and random_weights(base, depth + 1)
+
+
 def _adapter_chain(name: str, depth: int = 0) -> tuple[str, list[str]]:
     """``hf:<adapter folder>`` written by ``videoespresso train``: the base checkpoint it names
     (itself possibly an adapter: stage 2 trained over stage 1) and the adapters to apply, in order."""

@@ -13,11 +13,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import FormatError, UserError
 from ..schema import Selection
 from .store import read_selections_file, save_selections
+
+if TYPE_CHECKING:
+    from ..engine.journal import Journal
 
 
 @dataclass
@@ -37,20 +40,11 @@ class SelectSummary:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def journal_path(out: Path) -> Path:
-    return out.with_name(out.name + ".partial.jsonl")
-
-
-def _read_journal(path: Path) -> tuple[dict[str, Selection], dict[str, str]]:
-    from ..formats.jsonl import read_jsonl
-
+def _read_journal(journal: "Journal") -> tuple[dict[str, Selection], dict[str, str]]:
+    """What the journal holds, the last line of an id winning (a retried question's result)."""
     selections: dict[str, Selection] = {}
     failures: dict[str, str] = {}
-    if not path.is_file():
-        return selections, failures
-    for _, obj, error in read_jsonl(path):
-        if error is not None or not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-            continue  # the half-written last line of a killed run
+    for obj in journal.records():
         qid = obj["id"]
         if "selection" in obj:
             try:
@@ -72,24 +66,32 @@ def run_select(
     *,
     retry_failed: bool = True,
     on_item: Callable[[str], None] | None = None,
+    journal: "Journal | None" = None,
 ) -> SelectSummary:
     """Select frames for every item not yet in ``out`` (or its journal); see the module doc.
 
-    ``make_selector`` is called only when something is left to select.
+    ``make_selector`` is called only when something is left to select. ``journal`` is ``out``
+    already opened by the caller (locked, manifest checked); without it ``out`` is opened here,
+    with no manifest.
     """
-    from ..locking import OutputLock
+    if journal is not None:
+        return _run_select(items, make_selector, journal, video_root, retry_failed=retry_failed, on_item=on_item)
+    with open_selections(out) as opened:
+        return _run_select(items, make_selector, opened, video_root, retry_failed=retry_failed, on_item=on_item)
 
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give the path of a selections .json file")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with OutputLock(out.with_name(out.name + ".lock"), f"selections file {out}"):
-        return _run_select(items, make_selector, out, video_root, retry_failed=retry_failed, on_item=on_item)
+
+def open_selections(out: Path, **manifest: Any) -> "Journal":
+    """The :class:`~videoespresso.engine.journal.Journal` of a selections file (a side journal,
+    folded into ``out`` at the end); ``manifest`` holds its ``kind``/``settings``/``overwrite``."""
+    from ..engine.journal import Journal
+
+    return Journal(out, "selections file", sidecar=True, **manifest)
 
 
 def _run_select(
     items: Sequence[Any],
     make_selector: Callable[[], Any],
-    out: Path,
+    journal: "Journal",
     video_root: Path,
     *,
     retry_failed: bool,
@@ -97,8 +99,8 @@ def _run_select(
 ) -> SelectSummary:
     from ..bench.run import resolve_video
     from ..failpoints import failpoint
-    from ..formats.jsonl import append_jsonl
 
+    out = journal.out
     selections: dict[str, Selection] = {}
     failures: dict[str, str] = {}
     if out.is_file() and out.stat().st_size > 0:
@@ -106,7 +108,6 @@ def _run_select(
             selections, failures = read_selections_file(out)
         except FormatError as exc:
             raise UserError(f"cannot resume: {exc}; pass --overwrite to start over") from None
-    journal = journal_path(out)
     more, more_failed = _read_journal(journal)
     for qid, reason in more_failed.items():
         selections.pop(qid, None)
@@ -136,13 +137,13 @@ def _run_select(
             sel = chooser.select(video, item.question, item_id=item.id, options=item.options)
         except UserError as exc:
             reason = str(exc)
-            append_jsonl(journal, {"id": item.id, "error": reason})
+            journal.append({"id": item.id, "error": reason})
             selections.pop(item.id, None)
             failures[item.id] = reason
             summary.failed += 1
             summary.failure_reasons[reason] += 1
         else:
-            append_jsonl(journal, {"id": item.id, "selection": sel.model_dump(mode="json")})
+            journal.append({"id": item.id, "selection": sel.model_dump(mode="json")})
             failures.pop(item.id, None)
             selections[item.id] = sel
             summary.selected += 1
@@ -158,7 +159,7 @@ def _run_select(
         {q: selections[q] for q in order if q in selections},
         {q: failures[q] for q in order if q in failures},
     )
-    journal.unlink(missing_ok=True)
+    journal.discard_journal()
     summary.in_file = len(selections)
     if selections:
         summary.mean_frames = sum(len(s.frames) for s in selections.values()) / len(selections)

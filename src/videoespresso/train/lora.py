@@ -13,7 +13,8 @@ over the whole prompt (text and image tokens) and the target's ids after it.
 
 Outputs in ``--out``: ``adapter/`` (peft adapter + ``videoespresso_adapter.json`` naming the base
 spec, loadable as ``hf:OUT/adapter``), ``merged/`` with ``merge`` (a full checkpoint,
-``hf:OUT/merged``), ``loss.jsonl`` and ``loss.png`` (loss and learning rate per optimiser step),
+``hf:OUT/merged``, naming its base in ``videoespresso_merged.json``), ``loss.jsonl`` and
+``loss.png`` (loss and the learning rate of each optimiser step),
 ``train_summary.json``, and ``checkpoints/`` (resume points).
 """
 
@@ -35,6 +36,9 @@ LANGUAGE_MODEL_PROJECTIONS = (
     r"\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
 )
 ADAPTER_INFO = "videoespresso_adapter.json"
+#: In a merged checkpoint: the base it was trained from (a merged folder loads as a plain
+#: checkpoint, so only this says where its weights came from).
+MERGED_INFO = "videoespresso_merged.json"
 #: The paper's learning rates (section 6); the selector uses stage 1's.
 DEFAULT_LR = {"selector": 2e-5, "stage1": 2e-5, "stage2": 1e-5}
 
@@ -280,6 +284,49 @@ def _log_callback(path: Path, on_step: Callable[[int, int], None] | None):
     return _Log()
 
 
+SCHEDULERS = ("cosine", "linear", "constant")
+
+
+def lr_factor(step: int, total: int, warmup_ratio: float, scheduler: str) -> float:
+    """The learning-rate multiplier of optimiser step ``step`` (0-based) of ``total``.
+
+    The warm-up lasts ``floor(warmup_ratio * total)`` steps (none in a run too short for a whole
+    step of it) and rises to 1 as ``(step + 1) / (warmup + 1)``, so no step, the first included,
+    trains at learning rate 0; transformers' schedules start at 0 (and, rounding the warm-up up,
+    give a 2-step run a first step that changes nothing). After it, ``cosine`` and ``linear``
+    decay towards 0 without reaching it on the last step; ``constant`` stays at 1.
+    """
+    warmup = int(warmup_ratio * total)
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    progress = (step - warmup) / max(1, total - warmup)
+    if scheduler == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if scheduler == "linear":
+        return 1.0 - progress
+    return 1.0
+
+
+def _trainer_class(settings: TrainSettings) -> type:
+    from torch.optim.lr_scheduler import LambdaLR
+    from transformers import Trainer
+
+    if settings.scheduler not in SCHEDULERS:
+        raise ConfigError(f"train scheduler {settings.scheduler!r}: expected one of {', '.join(SCHEDULERS)}")
+
+    class _Trainer(Trainer):
+        def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+            if self.lr_scheduler is None:
+                self.lr_scheduler = LambdaLR(
+                    optimizer or self.optimizer,
+                    lambda step: lr_factor(step, num_training_steps, settings.warmup_ratio, settings.scheduler),
+                )
+                self._created_lr_scheduler = True
+            return self.lr_scheduler
+
+    return _Trainer
+
+
 def _last_checkpoint(folder: Path) -> str | None:
     if not folder.is_dir():
         return None
@@ -325,7 +372,7 @@ def train_lora(
     import time
 
     import torch
-    from transformers import Trainer, TrainingArguments
+    from transformers import TrainingArguments
 
     from ..formats.jsonl import write_json_atomic
     from ..models.registry import load_model, parse_spec
@@ -368,13 +415,7 @@ def train_lora(
     accumulation = max(1, settings.batch_size)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     steps_per_epoch = max(1, math.ceil(len(rows) / (accumulation * world)))
-    import inspect
-
-    # transformers 5 takes the warm-up ratio as a float warmup_steps; 4.x had warmup_ratio.
-    warmup = ({"warmup_ratio": settings.warmup_ratio} if "warmup_ratio" in inspect.signature(TrainingArguments).parameters
-              else {"warmup_steps": settings.warmup_ratio})
     args = TrainingArguments(
-        **warmup,
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=1,
         gradient_accumulation_steps=accumulation,
@@ -401,8 +442,8 @@ def train_lora(
         log.unlink(missing_ok=True)
     else:
         _trim_log(log, int(Path(checkpoint).name.rsplit("-", 1)[-1]))
-    trainer = Trainer(model=model, args=args, train_dataset=_Examples(rows), data_collator=_collate,
-                      callbacks=[_log_callback(log, on_step)])
+    trainer = _trainer_class(settings)(model=model, args=args, train_dataset=_Examples(rows), data_collator=_collate,
+                                       callbacks=[_log_callback(log, on_step)])
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     for quiet in (PrinterCallback, ProgressCallback):  # our log file and progress bar say it
@@ -425,6 +466,8 @@ def train_lora(
         (backend.processor if backend.kind == "vlm" else backend.tokenizer).save_pretrained(str(merged_path))
         if backend.kind == "vlm":
             backend.tokenizer.save_pretrained(str(merged_path))
+        write_json_atomic(merged_path / MERGED_INFO, {"base": base_spec, "target": target,
+                                                      "settings": asdict(settings)})
     losses = [json.loads(line)["loss"] for line in log.read_text("utf-8").splitlines() if line.strip()] if log.is_file() else []
     if trainer.is_world_process_zero() and log.is_file():
         _plot(log, out / "loss.png")
@@ -468,6 +511,22 @@ def _trim_log(log: Path, step: int) -> None:
         return
     keep = [line for line in log.read_text("utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= step]
     log.write_text("".join(line + "\n" for line in keep), "utf-8")
+
+
+def trained_base(folder: str | Path) -> str | None:
+    """The base spec a folder written by ``train`` (adapter or merged checkpoint) was trained
+    from, or None for any other folder (or a non-folder)."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        return None
+    info = read_adapter_info(root)
+    if info is None and (root / MERGED_INFO).is_file():
+        try:
+            info = json.loads((root / MERGED_INFO).read_text("utf-8"))
+        except (OSError, ValueError):
+            info = None
+    base = info.get("base") if isinstance(info, dict) else None
+    return base if isinstance(base, str) else None
 
 
 def read_adapter_info(folder: str | Path) -> dict[str, Any] | None:
