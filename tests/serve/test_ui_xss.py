@@ -267,7 +267,7 @@ def test_a_bad_bench_item_and_bad_prediction_lines_are_named_on_the_eval_page(pa
 def test_no_payload_runs_in_the_html_report(page, poisoned, tmp_path):
     from videoespresso.bench.report import load_run, write_report
 
-    run = load_run(poisoned["preds"])
+    run = load_run(poisoned["preds"], tasks_any=True)  # its task names are payloads too
     data = json.loads(run.model_dump_json())
     poisoned_json = data
     for n, (path, value) in enumerate(_leaves(data)):
@@ -277,7 +277,7 @@ def test_no_payload_runs_in_the_html_report(page, poisoned, tmp_path):
     poisoned_json["failures"] = [{"id": p, "task": p, "reason": p} for p in PAYLOADS]
     score_file = tmp_path / "poisoned.json"
     score_file.write_text(json.dumps(poisoned_json), encoding="utf-8")
-    files = write_report([run, load_run(score_file)], tmp_path / "report", title=PAYLOADS[6])
+    files = write_report([run, load_run(score_file, tasks_any=True)], tmp_path / "report", title=PAYLOADS[6])
     report = page.context.new_page()  # a file:// page, apart from the UI page's request log
     dialogs: list[str] = []
     report.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -307,7 +307,7 @@ def test_times_options_protocol_and_partial_label(page, ui_server, poisoned):
 
     page.goto(f"{ui_server.url}/ui/eval")
     records, problems = read_predictions(poisoned["preds"])
-    report = score_records(records, read_bench_items(poisoned["bench"])[0], problems=problems)
+    report = score_records(records, read_bench_items(poisoned["bench"])[0], problems=problems, tasks_any=True)  # as the page scores
     assert page.inner_text("#partial") == partial_note(report)
     assert [p.inner_text() for p in page.locator("p.protocol").all()] == [f"Run protocol: {line}" for line in run_protocols(poisoned["preds"])]
     assert [row.split("\t")[0] for row in page.locator("#overall tr").all_inner_texts()[1:]] == list(averages_labels(report))

@@ -408,8 +408,13 @@ def _legacy_truth(rec: PredictionRecord, item: BenchItem | None, times_seen: int
 
 
 def partial_note(report: ScoreReport) -> str | None:
-    """What ``score`` and the UI say of a run that misses benchmark tasks; None for a full run."""
-    if report.complete or custom_tasks(report):
+    """What ``score`` and the UI say of a run that is not the whole benchmark (a custom one, or
+    one missing benchmark tasks); None for a full run."""
+    custom = custom_tasks(report)
+    if custom:
+        return (f"custom benchmark: {len(custom)} tasks are not VideoEspresso's ({', '.join(custom[:5])}); "
+                "no average here is comparable with the leaderboard's")
+    if report.complete:
         return None
     return f"partial run: {benchmark_task_count(report)} of {len(TASKS)} tasks; its averages are not comparable with the leaderboard's"
 

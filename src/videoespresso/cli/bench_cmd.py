@@ -318,16 +318,12 @@ def _print_score(report) -> None:
     console.print(f"95% CI: {score.interval_method}", highlight=False)
     for line in report.protocols:
         console.print(f"run protocol: {line}", highlight=False, markup=False)
-    if custom:
-        err_console.print(f"[yellow]custom benchmark (--tasks-any): {len(custom)} tasks are not VideoEspresso's "
-                          f"({', '.join(custom[:5])}); no average here is comparable with the leaderboard's[/]",
-                          highlight=False)
-    elif report.protocols and not all(p.startswith("official") for p in report.protocols):
+    note = partial_note(report)
+    if note:  # task names are the file's text: never Rich markup
+        err_console.print(note, style="yellow", markup=False, highlight=False)
+    if not custom and report.protocols and not all(p.startswith("official") for p in report.protocols):
         console.print("the leaderboard ran the official protocol (eval --protocol official); runs under other "
                       "protocols are not directly comparable with it", highlight=False)
-    note = partial_note(report)
-    if note:
-        err_console.print(f"[yellow]{note}[/]")
     if score.rule_counts:
         console.print("extraction rules: " + ", ".join(f"{k} {v}" for k, v in score.rule_counts.items()), highlight=False)
     if report.failures:

@@ -254,8 +254,11 @@ def _load_run(predictions: tuple[str, int, int], bench: tuple[str, int, int] | N
     records, problems = read_predictions(predictions[0])
     bench_items, bench_problems = read_bench_items(bench[0]) if bench is not None else (None, [])
     items = {b.id: b for b in bench_items or []}
+    # The page shows the run it was started with, whatever its tasks: tasks outside the 14 are
+    # scored as a custom benchmark and the averages' labels say so (score refuses them unless
+    # --tasks-any, because there a misspelt task would pass for a benchmark task).
     report = score_records(records, bench_items, problems=list(problems), name=Path(predictions[0]).stem,
-                           source=predictions[0])
+                           source=predictions[0], tasks_any=True)
     bad = [BadRecord(None, None, f"bench {p}") for p in bench_problems]
     bad += [BadRecord(p.line, p.id, p.message.removeprefix(f"line {p.line}: ")) for p in report.problems]
     return records, items, bad, report, run_protocols(predictions[0])
