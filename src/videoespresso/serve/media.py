@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 from urllib.parse import unquote, urlsplit
 
-from .openai_server import RequestError
+from .core import RequestError
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts")
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}\.[a-z0-9]{1,5}$")
