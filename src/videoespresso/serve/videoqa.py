@@ -89,7 +89,9 @@ class _Stage:
     def __init__(self, model: Any) -> None:
         # A selector shared by two VideoQA objects is wrapped once.
         self._model = model._model if isinstance(model, _Stage) else model
-        self._stoppable = "should_stop" in inspect.signature(self._model.generate).parameters
+        #: Whether the model's generate takes should_stop; looked up on the first call, so a lazily
+        #: loaded model stays unloaded until it is used.
+        self._stoppable: bool | None = None
         self.stop: StopSignal | None = None
         self.reset()
 
@@ -97,6 +99,8 @@ class _Stage:
         self.calls = self.prompt_tokens = self.completion_tokens = 0
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
+        if self._stoppable is None:
+            self._stoppable = "should_stop" in inspect.signature(self._model.generate).parameters
         if self.stop is not None:
             if self.stop.abandoned.is_set():
                 raise ClientGone
@@ -130,12 +134,12 @@ class VideoQA:
         self._meters: dict[str, _Stage] = {}
         for stage, attr in (("select:caption", "captioner"), ("select:choose", "llm")):
             model = getattr(selector, attr, None)
-            if model is not None and hasattr(model, "generate"):
+            if model is not None:
                 metered = _Stage(model)
                 setattr(selector, attr, metered)
                 self._meters[stage] = metered
         self._stages = list(self._meters.values())
-        if hasattr(getattr(reasoner, "model", None), "generate"):
+        if getattr(reasoner, "model", None) is not None:
             reasoner.model = _Stage(reasoner.model)
             self._stages.append(reasoner.model)
 
