@@ -196,7 +196,8 @@ def check_json(body: Any, max_depth: int) -> None:
     while stack:
         value, where, depth = stack.pop()
         if isinstance(value, str):
-            if _SURROGATE.search(value):
+            # isascii is a flag lookup: a megabyte prompt costs nothing unless it has non-ASCII text.
+            if not value.isascii() and _SURROGATE.search(value):
                 name = where or "body"
                 raise RequestError(f"{name}: the text holds a lone surrogate (invalid Unicode)", param=where or None,
                                    code="invalid_text")
@@ -209,7 +210,7 @@ def check_json(body: Any, max_depth: int) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
                 name = f"{where}.{key}" if where else str(key)
-                if _SURROGATE.search(key):
+                if not key.isascii() and _SURROGATE.search(key):
                     raise RequestError("a key holds a lone surrogate (invalid Unicode)", code="invalid_text")
                 stack.append((item, name, depth + 1))
         else:

@@ -352,15 +352,15 @@ def create_app(
             raise RequestError("stream: stream=true is not supported by this server", param="stream")
         check_common(req, limits.max_tokens)
         check_prompt_chars(req.text_chars(), [model])
-        conversation = to_conversation(req)
-        settings = to_settings(req, defaults)
-        schema = to_schema(req)
-        if any(m.images for m in conversation) and getattr(model, "kind", None) == "chat":
-            raise RequestError(
-                f"model {served_name!r} is a text-only chat model and does not accept images",
-                param="messages",
-            )
         with in_flight.slot():
+            conversation = to_conversation(req)
+            settings = to_settings(req, defaults)
+            schema = to_schema(req)
+            if any(m.images for m in conversation) and getattr(model, "kind", None) == "chat":
+                raise RequestError(
+                    f"model {served_name!r} is a text-only chat model and does not accept images",
+                    param="messages",
+                )
             job = state["batcher"].submit(conversation, settings, schema)
             try:
                 generation: Generation = await wait_or_abandon(request, job.future, job.stop)
