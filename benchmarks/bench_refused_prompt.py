@@ -33,6 +33,12 @@ def _kib(pid: int, field: str) -> int:
     raise RuntimeError(f"no {field} for {pid}")
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of the process so far: unlike wall time, not inflated by load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _start(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen([sys.executable, "-m", "videoespresso", *args], stderr=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, text=True, env=env)
@@ -70,10 +76,10 @@ def measure(label: str, args: list[str], body_of, mb: float, env: dict[str, str]
         text = "word " * int(mb * 2**20 / 5)
         body = body_of(text)
         Path(f"/proc/{proc.pid}/clear_refs").write_text("5")
-        before = _kib(proc.pid, "VmRSS")
+        before, cpu = _kib(proc.pid, "VmRSS"), _cpu_s(proc.pid)
         status, message, elapsed = _post(port, body)
-        peak = _kib(proc.pid, "VmHWM")
-        print(f"{label}: {len(body) / 2**20:.1f} MB prompt -> {status} in {elapsed:.2f} s "
+        peak, cpu = _kib(proc.pid, "VmHWM"), _cpu_s(proc.pid) - cpu
+        print(f"{label}: {len(body) / 2**20:.1f} MB prompt -> {status} in {elapsed:.2f} s wall, {cpu:.2f} s server CPU "
               f"({elapsed / max(short_s, 1e-9):.1f}x the short request), peak RSS +{(peak - before) / 1024:.0f} MB"
               f"; {message!r}")
     finally:

@@ -176,16 +176,25 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 async def read_json(request: Request, limits: ServerLimits) -> Any:
     """The request body as JSON, nested at most ``limits.max_json_depth`` deep and free of lone
     surrogates (which no model, file system or tokenizer takes); else a 400 naming the field."""
-    raw = await request.body()
+    # One growing buffer (not Starlette's chunk list, joined and kept), decoded and dropped before
+    # parsing: a body of megabytes is held twice at most, never three times.
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
     try:
-        body = json.loads(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError("the request body is not valid JSON (not UTF-8)", code="invalid_json") from None
+    del raw
+    try:
+        body = json.loads(text)
     except RecursionError:
         # The C decoder stops at the interpreter's recursion limit, long before memory runs out.
         raise RequestError(f"the request body is nested more than {limits.max_json_depth} levels deep",
                            code="json_too_deep") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except json.JSONDecodeError:
         raise RequestError("the request body is not valid JSON", code="invalid_json") from None
-    del raw
+    del text
     check_json(body, limits.max_json_depth)
     return body
 
