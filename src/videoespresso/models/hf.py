@@ -460,7 +460,7 @@ class _HFGenerator(_HFBase):
             chars = sum(len(message.text) for message in conversation)
             if chars > bound:
                 raise UserError(
-                    f"conversation {index}: the text is {chars} characters, more than the "
+                    f"conversation {index}: the text is {chars} characters, longer than the "
                     f"{self.context_length}-token context of {self.spec} can hold (at most {bound})"
                 )
 

@@ -233,7 +233,7 @@ def check_prompt_chars(chars: int, models: Sequence[Any]) -> None:
         bound = getattr(model, "max_prompt_chars", None)
         if bound is not None and chars > bound:
             raise RequestError(
-                f"messages: the text is {chars} characters, more than the {model.context_length}-token context "
+                f"messages: the text is {chars} characters, longer than the {model.context_length}-token context "
                 f"of {model.spec} can hold (at most {bound} characters)",
                 param="messages", code="context_length_exceeded")
 
