@@ -423,7 +423,8 @@ def create_videoqa_app(
                         return videoqa.ask(video, parsed.question, parsed.options, parsed.max_tokens,
                                            parsed.return_frames, stop=stop)
                 finally:
-                    if temporary:
+                    # Captions cut short by the time limit or a disconnect must not serve later requests.
+                    if temporary or stop():
                         videoqa.forget(video)
 
             return await wait_or_abandon(request, worker.submit(answer), stop)
