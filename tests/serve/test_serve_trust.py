@@ -290,6 +290,12 @@ def test_model_endpoint_that_is_down_is_a_502(kind, video_root):
     try:
         error = _error(server.post(server.body()), 502, "upstream_error")
         assert error["type"] == "server_error"
+        # What an SDK client sees: a server error it may retry, not a 4xx blaming its request.
+        client = openai.OpenAI(base_url=server.handle.base_url, api_key="none", max_retries=0, timeout=60)
+        body = server.body()
+        with pytest.raises(openai.InternalServerError) as raised:
+            client.chat.completions.create(model=body["model"], messages=body["messages"], max_tokens=2)
+        assert raised.value.status_code == 502
     finally:
         server.handle.close()
 
