@@ -274,6 +274,44 @@ def test_requests_over_the_in_flight_limit_get_429(kind, tiny_vlm, video_root):
         server.handle.close()
 
 
+class Unstoppable:
+    """The tiny model behind a generate that takes no ``should_stop`` (as some backends do)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def generate(self, conversations, settings=None, schema=None):
+        return self.model.generate(conversations, settings, schema)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_health_reports_a_generation_stuck_past_the_time_limit(kind, tiny_vlm, video_root):
+    server = _start(kind, Unstoppable(tiny_vlm), video_root, request_timeout_s=0.05, max_tokens=100_000)
+    try:
+        assert server.health()["status"] == "ok"
+        reply: list = []
+        slow = threading.Thread(target=lambda: reply.append(server.post(server.body(max_tokens=400))))
+        slow.start()
+
+        def stuck() -> bool:
+            conn = http.client.HTTPConnection(server.handle.host, server.handle.port, timeout=30)
+            conn.request("GET", "/health")
+            response = conn.getresponse()
+            body = json.loads(response.read())
+            conn.close()
+            return response.status == 503 and body["status"] == "stuck"
+
+        wait_for(lambda: stuck() or bool(reply), seconds=120)
+        assert not reply, "the generation ended before /health saw it run past twice the limit"
+        slow.join(timeout=300)
+        assert server.health()["status"] == "ok"
+    finally:
+        server.handle.close()
+
+
 # --------------------------------------------------------------------------- upstream and paths
 
 
