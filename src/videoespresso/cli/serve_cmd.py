@@ -23,6 +23,8 @@ def serve_command(
     max_batch: int = typer.Option(8, "--max-batch", min=1, help="Concurrent requests batched into one call."),
     max_tokens_limit: int = typer.Option(4096, "--max-tokens-limit", min=1, help="Refuse requests asking for more max_tokens."),
     request_timeout: float = typer.Option(300.0, "--request-timeout", min=0.001, help="Seconds of generation per request; then the reply so far is returned."),
+    max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, help="Largest request body (data URLs included), MB; larger gets 413."),
+    max_concurrent: int = typer.Option(64, "--max-concurrent", min=1, help="Requests in flight (queued or generating); more get 429."),
     api_key: Optional[str] = typer.Option(None, "--api-key", help="Require this bearer token on every endpoint (comma-separate several); default: $VIDEOESPRESSO_API_KEY."),
 ) -> None:
     """Serve a model through the OpenAI chat-completions API (/v1/chat/completions, /v1/models).
@@ -33,6 +35,7 @@ def serve_command(
     from ..models.registry import load_model, parse_spec
 
     try:
+        from ..serve.core import ServerLimits
         from ..serve.openai_server import bind_socket, run_server
     except ImportError as exc:
         raise ConfigError(
@@ -63,9 +66,10 @@ def serve_command(
     shown = f"[{host}]" if ":" in host else host
     err_console.print(f"serving {model} as {served!r} at http://{shown}:{bound_port}/v1 (Ctrl-C stops)")
     try:
-        run_server(backend, name=served, sock=sock, max_batch=max_batch, max_tokens_limit=max_tokens_limit,
-                   request_timeout_s=request_timeout, api_keys=keys)
+        limits = ServerLimits(max_body_bytes=int(max_body_mb * 2**20), max_concurrent=max_concurrent,
+                              max_tokens=max_tokens_limit, request_timeout_s=request_timeout)
+        run_server(backend, name=served, sock=sock, max_batch=max_batch, api_keys=keys, limits=limits)
     except KeyboardInterrupt:
-        # uvicorn re-raises Ctrl-C after its graceful shutdown; stopping is the normal way out.
+        # Ctrl-C or SIGTERM, after the graceful shutdown: stopping is the normal way out.
         pass
     err_console.print("server stopped")

@@ -33,6 +33,7 @@ def ui_command(
     max_frames: int = typer.Option(64, "--max-frames", min=1, help="Most image_url parts (frames) per request."),
     max_tokens: int = typer.Option(1024, "--max-tokens-limit", min=1, help="Refuse requests asking for more max_tokens."),
     max_concurrent: int = typer.Option(8, "--max-concurrent", min=1, help="Requests in flight; more get 429."),
+    request_timeout: float = typer.Option(300.0, "--request-timeout", min=0.001, help="Seconds of generation per request; then the answer so far is returned."),
     no_ui: bool = typer.Option(False, "--no-ui", help="Serve the API only."),
     profile: Optional[str] = ProfileOption,
     config: Optional[Path] = ConfigOption,
@@ -46,8 +47,8 @@ def ui_command(
     try:
         from ..serve.auth import api_keys
         from ..serve.media import MediaPolicy, remove_upload_dir
-        from ..serve.openai_server import bind_socket
-        from ..serve.videoqa import Limits, VideoQA, create_videoqa_app
+        from ..serve.core import ServerLimits, bind_socket, run_foreground
+        from ..serve.videoqa import VideoQA, create_videoqa_app
         from ..ui import UIConfig
     except ImportError as exc:
         raise ConfigError(f"ui needs FastAPI and uvicorn (pip install 'videoespresso[serve]'): {exc}") from None
@@ -60,13 +61,15 @@ def ui_command(
             raise ConfigError(f"{flag} {path} does not exist")
     keys = api_keys(api_key)
     cfg = effective_config(profile, config, None)
-    policy = MediaPolicy(
-        video_root=video_root, upload_dir=upload_dir, allow_remote=allow_remote,
-        max_upload_bytes=int(max_upload_mb * 2**20), max_remote_bytes=int(max_upload_mb * 2**20), max_images=max_frames,
-        max_uploads=max_uploads,
-    )
+    # Bound first: a taken port fails before a temporary upload folder exists.
     sock = bind_socket(host, port)
+    policy = None
     try:
+        policy = MediaPolicy(
+            video_root=video_root, upload_dir=upload_dir, allow_remote=allow_remote,
+            max_upload_bytes=int(max_upload_mb * 2**20), max_remote_bytes=int(max_upload_mb * 2**20),
+            max_images=max_frames, max_uploads=max_uploads,
+        )
         roles = {"reasoner": cfg.models.reasoner}
         if selector in ("embedding", "caption-llm"):
             roles["selector captioner"] = cfg.models.selector_vlm
@@ -77,10 +80,13 @@ def ui_command(
         ui = None if no_ui else UIConfig(dataset=dataset, predictions=predictions, bench=bench)
         application = create_videoqa_app(
             videoqa, policy=policy, name=name, api_keys=keys, ui=ui,
-            limits=Limits(max_body_bytes=int(max_body_mb * 2**20), max_tokens=max_tokens, max_concurrent=max_concurrent),
+            limits=ServerLimits(max_body_bytes=int(max_body_mb * 2**20), max_tokens=max_tokens,
+                                max_concurrent=max_concurrent, request_timeout_s=request_timeout),
         )
     except BaseException:
         sock.close()
+        if policy is not None and upload_dir is None:
+            remove_upload_dir(policy)
         raise
     if host not in _LOOPBACK:
         warning = "anyone who can reach it needs the API key" if keys else "and there is no API key (--api-key)"
@@ -89,14 +95,11 @@ def ui_command(
     shown = f"[{host}]" if ":" in host else host
     err_console.print(f"serving {name!r} at http://{shown}:{bound}/v1" + ("" if no_ui else f", UI at http://{shown}:{bound}/ui")
                       + (" (API key required)" if keys else "") + " (Ctrl-C stops)")
-    import uvicorn
-
     try:
-        uvicorn.Server(uvicorn.Config(application, log_level="warning", lifespan="on")).run(sockets=[sock])
+        run_foreground(application, sock, log_level="warning")
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C or SIGTERM, after the graceful shutdown
     finally:
-        sock.close()
         if upload_dir is None:
             remove_upload_dir(policy)
     err_console.print("server stopped")

@@ -312,6 +312,7 @@ class _HFGenerator(_HFBase):
         self._stop_ids = set(self._eos_ids) | {self.tokenizer.pad_token_id}
         self._grammar: Any = None
         self._word_mask: Any = None
+        self._max_token_chars: int | None = None
         #: Conversations actually run through the model (generation and option scoring).
         self.calls = 0
         #: The rendered prompt text of each conversation of the last ``generate`` / ``option_logprobs`` call.
@@ -349,6 +350,7 @@ class _HFGenerator(_HFBase):
         settings = settings or GenerationSettings()
         conversations = list(conversations)
         check_text(conversations)
+        self._check_chars(conversations)
         prompts = [self._render(c, i) for i, c in enumerate(conversations)]
         self.last_prompts = prompts
         self._check_context(prompts)
@@ -434,6 +436,34 @@ class _HFGenerator(_HFBase):
                 return value
         return None
 
+    @property
+    def max_prompt_chars(self) -> int | None:
+        """More characters than this can never fit the context, whatever the text: no token of
+        the vocabulary stands for more than its longest token's characters (times 3 under a
+        Unicode-composing normalizer, which can merge up to 3 characters into one)."""
+        limit = self.context_length
+        if limit is None:
+            return None
+        if self._max_token_chars is None:
+            longest = max((len(t) for t in self.tokenizer.get_vocab()), default=1)
+            backend = getattr(self.tokenizer, "backend_tokenizer", None)
+            composing = backend is None or backend.normalizer is not None
+            self._max_token_chars = longest * (3 if composing else 1)
+        return limit * self._max_token_chars
+
+    def _check_chars(self, conversations: Sequence[Conversation]) -> None:
+        # Before rendering and tokenising: both cost seconds and GBs on a prompt of megabytes.
+        bound = self.max_prompt_chars
+        if bound is None:
+            return
+        for index, conversation in enumerate(conversations):
+            chars = sum(len(message.text) for message in conversation)
+            if chars > bound:
+                raise UserError(
+                    f"conversation {index}: the text is {chars} characters, longer than the "
+                    f"{self.context_length}-token context of {self.spec} can hold (at most {bound})"
+                )
+
     def _check_context(self, prompts: Sequence[str]) -> None:
         # Counted on the text alone, one prompt at a time, so an overlong one is refused before
         # it is padded into a batch whose attention would need tens of GB.
@@ -491,6 +521,7 @@ class _HFGenerator(_HFBase):
                 f"option_logprobs: {len(conversations)} conversations but {len(continuations)} continuation lists"
             )
         check_text(conversations)
+        self._check_chars(conversations)
         token_ids = [[self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in opts] for opts in continuations]
         for index, ids in enumerate(token_ids):
             if any(not t for t in ids):

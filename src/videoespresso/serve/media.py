@@ -27,14 +27,14 @@ import os
 import re
 import shutil
 import tempfile
-import time
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 from urllib.parse import unquote, urlsplit
 
-from .openai_server import RequestError
+from .core import RequestError
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts")
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}\.[a-z0-9]{1,5}$")
@@ -208,40 +208,66 @@ def _temp_path(policy: MediaPolicy, suffix: str, lease: MediaLease) -> Path:
 
 
 def fetch_remote(policy: MediaPolicy, url: str, where: str, lease: MediaLease) -> Path:
-    """Download ``url`` to a temporary file, within the size and time limits."""
+    """Download ``url`` to a temporary file, within the size limit and one wall-clock deadline
+    for the whole fetch (connecting, headers and body together), however slowly the bytes come."""
     if not policy.allow_remote:
         raise RequestError(f"{where}: this server fetches no remote URLs (start it with --allow-remote)",
                            status=403, param=where, code="remote_not_allowed")
+    path = _temp_path(policy, _suffix(urlsplit(url).path), lease)
+    outcome: dict[str, BaseException] = {}
+    done, cancelled = threading.Event(), threading.Event()
+
+    def work() -> None:
+        try:
+            _download(policy, url, where, path, cancelled)
+        except BaseException as exc:  # noqa: BLE001 -- handed to the request below
+            outcome["error"] = exc
+        finally:
+            if cancelled.is_set():  # the lease may have gone before the file was (re)opened
+                path.unlink(missing_ok=True)
+            done.set()
+
+    # A socket timeout bounds each read, not their sum (a server dripping a byte a second never
+    # trips it), so the download runs on its own thread and the request waits for the deadline;
+    # past it, the thread stops at its next read and its partial file goes with the lease.
+    threading.Thread(target=work, name="ve-fetch", daemon=True).start()
+    if not done.wait(policy.remote_timeout_s):
+        cancelled.set()
+        raise RequestError(f"{where}: fetching took over {policy.remote_timeout_s:g} s", status=408, param=where,
+                           code="remote_timeout")
+    if "error" in outcome:
+        raise outcome["error"]
+    check_video_file(path, where)
+    return path
+
+
+def _download(policy: MediaPolicy, url: str, where: str, path: Path, cancelled: threading.Event) -> None:
     import urllib.error
     import urllib.request
 
-    path = _temp_path(policy, _suffix(urlsplit(url).path), lease)
-    deadline = time.monotonic() + policy.remote_timeout_s
+    too_large = RequestError(f"{where}: the remote video is over {policy.max_remote_bytes} bytes", status=413,
+                             param=where, code="remote_too_large")
     size = 0
     try:
         with urllib.request.urlopen(url, timeout=policy.remote_timeout_s) as response:  # noqa: S310 -- http(s) only
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > policy.max_remote_bytes:
-                raise RequestError(f"{where}: the remote video is over {policy.max_remote_bytes} bytes",
-                                   status=413, param=where, code="remote_too_large")
+                raise too_large
             with path.open("wb") as handle:
-                while chunk := response.read(1 << 16):
+                # read1 returns what has arrived instead of waiting for a full chunk, so a
+                # cancelled fetch notices at the next byte.
+                while not cancelled.is_set() and (chunk := response.read1(1 << 16)):
                     size += len(chunk)
                     if size > policy.max_remote_bytes:
-                        raise RequestError(f"{where}: the remote video is over {policy.max_remote_bytes} bytes",
-                                           status=413, param=where, code="remote_too_large")
-                    if time.monotonic() > deadline:
-                        raise RequestError(f"{where}: fetching took over {policy.remote_timeout_s:g} s",
-                                           status=408, param=where, code="remote_timeout")
+                        raise too_large
                     handle.write(chunk)
     except urllib.error.HTTPError as exc:
         raise RequestError(f"{where}: fetching the video gave HTTP {exc.code}", status=422, param=where,
                            code="remote_fetch_failed") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise RequestError(f"{where}: cannot fetch the video ({exc})", status=422, param=where,
+        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        raise RequestError(f"{where}: cannot fetch the video ({reason})", status=422, param=where,
                            code="remote_fetch_failed") from None
-    check_video_file(path, where)
-    return path
 
 
 def decode_video_data_url(policy: MediaPolicy, url: str, where: str, lease: MediaLease) -> Path:

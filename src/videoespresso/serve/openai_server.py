@@ -18,15 +18,16 @@ Concurrent requests that share their settings and schema are batched into one ``
 the model, so backends need not be thread-safe. A batch that fails is retried one request at a
 time, so one bad request fails alone whatever the error.
 
-Limits, so that one request cannot hold the model: ``max_tokens`` above ``max_tokens_limit`` is
-refused (400); generation stops after ``request_timeout_s`` (the reply so far is returned with
-``finish_reason: "length"``, as for a token limit) and as soon as every client of the batch has
-disconnected (backends whose ``generate`` takes ``should_stop``, as the hf ones do).
+Limits, the same on both servers (:mod:`.core`): body size, JSON depth, requests in flight, a
+prompt that cannot fit the model's context (refused on its length before any tokenising),
+``max_tokens`` above the limit (400); generation stops after ``request_timeout_s`` (the reply so
+far is returned with ``finish_reason: "length"``, as for a token limit) and as soon as every
+client of the batch has disconnected (backends whose ``generate`` takes ``should_stop``, as the
+hf ones do).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import inspect
@@ -34,96 +35,45 @@ import io
 import json
 import logging
 import queue
-import socket
 import threading
 import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from ..errors import UserError
 from ..models.protocols import ChatMessage, Conversation, check_text
 from ..schema import Generation, GenerationSettings
+from .core import (
+    BusyClock,
+    ClientGone,
+    InFlight,
+    RequestError,
+    ServerHandle,
+    ServerLimits,
+    StopSignal,
+    as_request_error,
+    bind_socket,
+    check_model_name,
+    check_prompt_chars,
+    create_core_app,
+    disconnected_response,
+    read_json,
+    run_foreground,
+    wait_or_abandon,
+)
+from .requests import ChatCompletionRequest, check_common, parse_request
+
+__all__ = ["RequestError", "ServerHandle", "bind_socket", "create_app", "run_server", "start_server"]
 
 log = logging.getLogger(__name__)
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-
-
-# --------------------------------------------------------------------------- request models
-
-
-class _Lenient(BaseModel):
-    # Clients send many optional OpenAI fields we do not use (user, metadata, logprobs=False...).
-    model_config = ConfigDict(extra="allow")
-
-
-class _ImageURL(_Lenient):
-    url: str
-    detail: str | None = None
-
-
-class _ContentPart(_Lenient):
-    type: str
-    text: str | None = None
-    image_url: _ImageURL | str | None = None
-
-
-class _Message(_Lenient):
-    role: str
-    content: str | list[_ContentPart] | None = None
-
-
-class _ResponseFormat(_Lenient):
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: dict[str, Any] | None = None
-
-
-class ChatCompletionRequest(_Lenient):
-    model: str
-    messages: list[_Message] = Field(min_length=1)
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    #: not an OpenAI parameter; vLLM and SGLang take it too (our clients send it in the body)
-    repetition_penalty: float | None = None
-    n: int | None = None
-    stream: bool | None = None
-    response_format: _ResponseFormat | None = None
-
-
-class RequestError(Exception):
-    """A request the server rejects, with the HTTP status and OpenAI's error fields."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 400,
-        param: str | None = None,
-        code: str | None = None,
-        type: str = "invalid_request_error",
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.param = param
-        self.code = code
-        self.type = type
-
-    def response(self) -> JSONResponse:
-        body = {
-            "error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
-        }
-        return JSONResponse(body, status_code=self.status)
 
 
 # --------------------------------------------------------------------------- request -> call
@@ -197,19 +147,14 @@ def to_conversation(request: ChatCompletionRequest) -> Conversation:
 _SEED_MAX = 2**63 - 1
 
 
-def to_settings(
-    request: ChatCompletionRequest, default: GenerationSettings, max_tokens_limit: int | None = None
-) -> GenerationSettings:
+def to_settings(request: ChatCompletionRequest, default: GenerationSettings) -> GenerationSettings:
     values = default.model_dump()
     if request.temperature is not None:
         values["temperature"] = request.temperature
     if request.top_p is not None:
         values["top_p"] = request.top_p
-    limit = request.max_completion_tokens if request.max_completion_tokens is not None else request.max_tokens
-    if limit is not None:
-        values["max_new_tokens"] = limit
-    if limit is not None and max_tokens_limit is not None and limit > max_tokens_limit:
-        raise RequestError(f"max_tokens: at most {max_tokens_limit} on this server, got {limit}", param="max_tokens")
+    if request.token_limit is not None:
+        values["max_new_tokens"] = request.token_limit
     if request.seed is not None:
         if not 0 <= request.seed <= _SEED_MAX:
             raise RequestError(f"seed: must be between 0 and {_SEED_MAX}, got {request.seed}", param="seed")
@@ -251,10 +196,8 @@ class _Job:
     settings: GenerationSettings
     schema: dict[str, Any] | None
     group: str
-    #: time.monotonic() after which generation for this request stops.
-    deadline: float = float("inf")
-    #: Set when the client has gone: its generation need not go on.
-    abandoned: threading.Event = field(default_factory=threading.Event)
+    #: The client went or the per-request time ran out: its generation need not go on.
+    stop: StopSignal
     #: Set when the time limit cut the reply short.
     timed_out: bool = False
     future: Future = field(default_factory=Future)
@@ -263,42 +206,34 @@ class _Job:
 class _Batcher:
     """One worker thread that owns the model and batches jobs with equal settings and schema."""
 
-    def __init__(self, model: Any, max_batch: int, wait_s: float, timeout_s: float | None = None) -> None:
+    def __init__(self, model: Any, max_batch: int, wait_s: float, timeout_s: float | None, busy: BusyClock) -> None:
         self.model = model
         self.max_batch = max_batch
         self.wait_s = wait_s
         self.timeout_s = timeout_s
+        self.busy = busy
         self._stoppable = "should_stop" in inspect.signature(model.generate).parameters
-        #: time.monotonic() when the running generate call began; None when idle.
-        self.busy_since: float | None = None
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="ve-serve-model", daemon=True)
         self._thread.start()
 
     def submit(self, conversation: Conversation, settings: GenerationSettings, schema: dict | None) -> _Job:
         group = json.dumps([settings.model_dump(mode="json"), schema], sort_keys=True)
-        job = _Job(conversation, settings, schema, group)
-        if self.timeout_s is not None:
-            job.deadline = time.monotonic() + self.timeout_s
+        job = _Job(conversation, settings, schema, group, StopSignal(self.timeout_s))
         self._queue.put(job)
         return job
 
     def _call(self, jobs: list[_Job]) -> list[Generation]:
         def should_stop() -> bool:
-            now = time.monotonic()
-            return all(job.abandoned.is_set() or now >= job.deadline for job in jobs)
+            return all(job.stop() for job in jobs)
 
         extra: dict[str, Any] = {"should_stop": should_stop} if self._stoppable else {}
-        self.busy_since = time.monotonic()
-        try:
+        with self.busy.running():
             results = self.model.generate(
                 [job.conversation for job in jobs], jobs[0].settings, jobs[0].schema, **extra
             )
-        finally:
-            self.busy_since = None
-        now = time.monotonic()
         for job in jobs:
-            job.timed_out = now >= job.deadline
+            job.timed_out = job.stop.timed_out()
         return results
 
     def close(self) -> None:
@@ -353,10 +288,9 @@ class _Batcher:
         for job, result in zip(live, results):
             job.future.set_result(result)
 
-
     def _generate_one(self, job: _Job) -> None:
-        if job.abandoned.is_set():
-            job.future.set_exception(RequestError("the client disconnected", status=499))
+        if job.stop.abandoned.is_set():
+            job.future.set_exception(ClientGone())
             return
         try:
             result = self._call([job])[0]
@@ -379,112 +313,63 @@ def create_app(
     max_tokens_limit: int = 4096,
     request_timeout_s: float = 300.0,
     api_keys: list[str] | tuple[str, ...] = (),
+    limits: ServerLimits | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``model`` (a ChatModel or VisionLanguageModel) as ``name``.
 
     With ``api_keys``, every endpoint wants ``Authorization: Bearer <key>`` (401 otherwise).
 
     ``name`` defaults to the model's spec; requests must name it in their ``model`` field.
-    ``max_tokens_limit`` and ``request_timeout_s`` bound what one request may cost.
+    ``limits`` bound what one request may cost (:class:`~.core.ServerLimits`); without it,
+    ``max_tokens_limit`` and ``request_timeout_s`` set those two and the rest keep their defaults.
     """
-    if max_tokens_limit < 1 or request_timeout_s <= 0:
-        raise UserError("max_tokens_limit must be at least 1 and request_timeout_s positive")
+    limits = limits or ServerLimits(max_tokens=max_tokens_limit, request_timeout_s=request_timeout_s)
     served_name = name or str(getattr(model, "spec", "model"))
     defaults = default_settings or GenerationSettings()
-    created = int(time.time())
+    busy = BusyClock()
+    in_flight = InFlight(limits.max_concurrent)
     state: dict[str, _Batcher] = {}
 
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202
-        state["batcher"] = _Batcher(model, max_batch=max_batch, wait_s=batch_wait_s, timeout_s=request_timeout_s)
+        state["batcher"] = _Batcher(model, max_batch=max_batch, wait_s=batch_wait_s,
+                                    timeout_s=limits.request_timeout_s, busy=busy)
         try:
             yield
         finally:
             state.pop("batcher").close()
 
-    app = FastAPI(title="videoespresso OpenAI-compatible server", lifespan=lifespan)
-
-    @app.exception_handler(RequestError)
-    async def _request_error(_request: Request, exc: RequestError) -> JSONResponse:
-        return exc.response()
-
-    @app.get("/v1/models")
-    async def list_models() -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": [{"id": served_name, "object": "model", "created": created, "owned_by": "videoespresso"}],
-        }
-
-    @app.get("/health")
-    async def health() -> JSONResponse:
-        since = state["batcher"].busy_since
-        busy = 0.0 if since is None else time.monotonic() - since
-        # A generation running well past the per-request limit means the model thread is stuck.
-        stuck = busy > 2 * request_timeout_s
-        body = {"status": "stuck" if stuck else "ok", "model": served_name, "busy_s": round(busy, 1)}
-        return JSONResponse(body, status_code=503 if stuck else 200)
+    app = create_core_app(title="videoespresso OpenAI-compatible server", name=served_name, limits=limits,
+                          busy=busy, in_flight=in_flight, api_keys=api_keys, lifespan=lifespan)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> JSONResponse:
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RequestError("the request body is not valid JSON") from None
-        try:
-            req = ChatCompletionRequest.model_validate(body)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            param = ".".join(str(p) for p in err["loc"]) or None
-            raise RequestError(f"{param}: {err['msg']}", param=param) from None
-        if req.model != served_name:
-            raise RequestError(
-                f"model {req.model!r} is not served here; this server serves {served_name!r}",
-                status=404,
-                param="model",
-                code="model_not_found",
-            )
+        req = parse_request(await read_json(request, limits))
+        check_model_name(req.model, served_name)
         if req.stream:
-            raise RequestError("stream=true is not supported by this server", param="stream")
-        if req.n not in (None, 1):
-            raise RequestError("only n=1 is supported", param="n")
-        conversation = to_conversation(req)
-        settings = to_settings(req, defaults, max_tokens_limit)
-        schema = to_schema(req)
-        if any(m.images for m in conversation) and getattr(model, "kind", None) == "chat":
-            raise RequestError(
-                f"model {served_name!r} is a text-only chat model and does not accept images",
-                param="messages",
-            )
-        job = state["batcher"].submit(conversation, settings, schema)
-        waiting = asyncio.wrap_future(job.future)
-        try:
-            while True:
-                done, _ = await asyncio.wait({waiting}, timeout=0.2)
-                if done:
-                    break
-                if await request.is_disconnected():
-                    job.abandoned.set()
-                    job.future.cancel()
-                    waiting.cancel()
-                    return JSONResponse({"error": {"message": "client disconnected"}}, status_code=499)
-            generation: Generation = waiting.result()
-        except RequestError:
-            raise
-        except UserError as exc:
-            raise RequestError(str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 -- a backend failure is reported, not hidden
-            log.exception("generation failed")
-            raise RequestError(
-                f"generation failed: {type(exc).__name__}: {exc}", status=500, type="server_error"
-            ) from None
+            raise RequestError("stream: stream=true is not supported by this server", param="stream")
+        check_common(req, limits.max_tokens)
+        check_prompt_chars(req.text_chars(), [model])
+        with in_flight.slot():
+            conversation = to_conversation(req)
+            settings = to_settings(req, defaults)
+            schema = to_schema(req)
+            if any(m.images for m in conversation) and getattr(model, "kind", None) == "chat":
+                raise RequestError(
+                    f"model {served_name!r} is a text-only chat model and does not accept images",
+                    param="messages",
+                )
+            job = state["batcher"].submit(conversation, settings, schema)
+            try:
+                generation: Generation = await wait_or_abandon(request, job.future, job.stop)
+            except ClientGone:
+                return disconnected_response()
+            except Exception as exc:  # noqa: BLE001 -- mapped to the status it deserves
+                raise as_request_error(exc, "generation") from None
         return JSONResponse(_completion(generation, served_name, settings, cut=job.timed_out))
 
-    if api_keys:
-        from .auth import ApiKeyMiddleware
-
-        app.add_middleware(ApiKeyMiddleware, keys=list(api_keys))
     return app
 
 
@@ -516,46 +401,6 @@ def _completion(generation: Generation, name: str, settings: GenerationSettings,
 # --------------------------------------------------------------------------- running
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0 = any free port), or a clear UserError."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.listen(128)
-    return sock
-
-
-class ServerHandle:
-    """A server running in a background thread; ``close()`` (or ``with``) shuts it down."""
-
-    def __init__(self, server: Any, thread: threading.Thread, sock: socket.socket, name: str) -> None:
-        self._server = server
-        self._thread = thread
-        self._sock = sock
-        self.name = name
-        host, port = sock.getsockname()[:2]
-        self.host, self.port = host, int(port)
-        shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{self.port}"
-        self.base_url = f"{self.url}/v1"
-
-    def close(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=30)
-        self._sock.close()
-
-    def __enter__(self) -> "ServerHandle":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def start_server(
     model: Any,
     *,
@@ -566,22 +411,9 @@ def start_server(
     **app_options: Any,
 ) -> ServerHandle:
     """Serve ``model`` from a background thread; returns once the server accepts requests."""
-    import uvicorn
-
     app = create_app(model, name=name, **app_options)
-    sock = bind_socket(host, port)
-    config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="ve-serve")
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise RuntimeError("the server thread did not start")
-        time.sleep(0.01)
-    return ServerHandle(server, thread, sock, name or str(getattr(model, "spec", "model")))
+    return ServerHandle(app, host=host, port=port, name=name or str(getattr(model, "spec", "model")),
+                        log_level=log_level)
 
 
 def run_server(
@@ -590,20 +422,14 @@ def run_server(
     host: str = "127.0.0.1",
     port: int = 8000,
     name: str | None = None,
-    sock: socket.socket | None = None,
+    sock: Any = None,
     log_level: str = "info",
     **app_options: Any,
 ) -> None:
-    """Serve ``model`` in the foreground until interrupted (the CLI's ``serve``).
+    """Serve ``model`` in the foreground until Ctrl-C or SIGTERM (the CLI's ``serve``).
 
     ``sock`` is an already listening socket (from :func:`bind_socket`); otherwise one is bound
     on ``host:port``.
     """
-    import uvicorn
-
     sock = sock or bind_socket(host, port)
-    app = create_app(model, name=name, **app_options)
-    try:
-        uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on")).run(sockets=[sock])
-    finally:
-        sock.close()
+    run_foreground(create_app(model, name=name, **app_options), sock, log_level)

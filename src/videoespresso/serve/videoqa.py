@@ -14,9 +14,11 @@ picks, per-stage token usage and the compute used against uniform 128-frame samp
 so the answer arrives in one content chunk, followed by a final chunk carrying ``videoespresso``
 and ``usage``.
 
-Limits (each a clear 4xx): request body size (413), upload size (413), non-video uploads (415),
-``image_url`` parts per request (400), ``max_tokens`` (400), requests in flight (429); paths
-outside ``--video-root`` (403); remote URLs unless allowed (403). The models run on one worker
+Limits (each a clear 4xx): the shared ones of :mod:`.core` (request body size 413, JSON depth
+400, requests in flight 429, ``max_tokens`` 400, a question longer than the models' context 400,
+the per-request generation time, client disconnects), and upload size (413), non-video uploads
+(415), ``image_url`` parts per request (400), paths outside ``--video-root`` (403), remote URLs
+unless allowed (403). The models run on one worker
 thread (they need not be thread-safe); requests wait their turn up to the in-flight limit.
 """
 
@@ -24,10 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import io
 import json
 import logging
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -38,8 +40,24 @@ from typing import Any, Sequence
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..errors import UserError
-from .auth import ApiKeyMiddleware
+from .core import (
+    BusyClock,
+    ClientGone,
+    InFlight,
+    RequestError,
+    ServerHandle,
+    ServerLimits,
+    StopSignal,
+    as_request_error,
+    check_model_name,
+    check_prompt_chars,
+    create_core_app,
+    disconnected_response,
+    drain_body,
+    private_folders,
+    read_json,
+    wait_or_abandon,
+)
 from .media import (
     MediaLease,
     MediaPolicy,
@@ -49,7 +67,8 @@ from .media import (
     resolve_video_url,
     save_upload,
 )
-from .openai_server import RequestError, decode_data_url
+from .openai_server import decode_data_url
+from .requests import ChatCompletionRequest, check_common, parse_request
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +81,31 @@ _THUMB_SIDE = 320
 # --------------------------------------------------------------------------- the pipeline
 
 
-class _Metered:
-    """A model whose ``generate`` calls add up their token counts (the selector's usage)."""
+class _Stage:
+    """A pipeline model, metered (``generate`` calls add up their token counts, for the selector's
+    usage) and stoppable: each call gets the request's :class:`~.core.StopSignal` as
+    ``should_stop`` (backends that take it end early), and no call starts once the client went."""
 
     def __init__(self, model: Any) -> None:
-        self._model = model
+        # A selector shared by two VideoQA objects is wrapped once.
+        self._model = model._model if isinstance(model, _Stage) else model
+        #: Whether the model's generate takes should_stop; looked up on the first call, so a lazily
+        #: loaded model stays unloaded until it is used.
+        self._stoppable: bool | None = None
+        self.stop: StopSignal | None = None
         self.reset()
 
     def reset(self) -> None:
         self.calls = self.prompt_tokens = self.completion_tokens = 0
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
+        if self._stoppable is None:
+            self._stoppable = "should_stop" in inspect.signature(self._model.generate).parameters
+        if self.stop is not None:
+            if self.stop.abandoned.is_set():
+                raise ClientGone
+            if self._stoppable:
+                kwargs["should_stop"] = self.stop
         replies = self._model.generate(*args, **kwargs)
         self.calls += len(replies)
         for reply in replies:
@@ -96,14 +129,24 @@ class VideoQA:
         self.reasoner = reasoner
         self.max_side = max_side
         # The selector's own model calls (captioning candidates, choosing frames) are metered so
-        # that the reply's usage covers every stage, not only the reasoner's.
-        self._meters: dict[str, _Metered] = {}
+        # that the reply's usage covers every stage, not only the reasoner's; the reasoner counts
+        # its own, and its model is wrapped only to be stoppable.
+        self._meters: dict[str, _Stage] = {}
         for stage, attr in (("select:caption", "captioner"), ("select:choose", "llm")):
             model = getattr(selector, attr, None)
             if model is not None:
-                metered = _Metered(model)
+                metered = _Stage(model)
                 setattr(selector, attr, metered)
                 self._meters[stage] = metered
+        self._stages = list(self._meters.values())
+        if getattr(reasoner, "model", None) is not None:
+            reasoner.model = _Stage(reasoner.model)
+            self._stages.append(reasoner.model)
+
+    @property
+    def models(self) -> list[Any]:
+        """The models a question reaches (each knows the longest prompt it can take)."""
+        return self._stages
 
     def forget(self, video: Path) -> None:
         """Drop the selector's cached captions of ``video`` (a temporary file that is going away),
@@ -130,12 +173,25 @@ class VideoQA:
         return cls(chooser, answerer, max_side=config.sampling.max_side)
 
     def ask(self, video: Path, question: str, options: Sequence[str] | None = None,
-            max_new_tokens: int | None = None, return_frames: bool = False) -> dict[str, Any]:
-        """Select, then answer; a JSON-ready dict (see the module docstring)."""
+            max_new_tokens: int | None = None, return_frames: bool = False,
+            stop: StopSignal | None = None) -> dict[str, Any]:
+        """Select, then answer; a JSON-ready dict (see the module docstring).
+
+        With ``stop``, every model call polls it (time limit: the stages end early and the answer
+        is what they produced; client gone: :class:`~.core.ClientGone` before the next call)."""
+        for stage in self._stages:
+            stage.reset()
+            stage.stop = stop
+        try:
+            return self._ask(video, question, options, max_new_tokens, return_frames)
+        finally:
+            for stage in self._stages:
+                stage.stop = None
+
+    def _ask(self, video: Path, question: str, options: Sequence[str] | None, max_new_tokens: int | None,
+             return_frames: bool) -> dict[str, Any]:
         from ..reason import load_frames
 
-        for meter in self._meters.values():
-            meter.reset()
         started = time.perf_counter()
         selection = self.selector.select(video, question, options=list(options) if options else None)
         selected = time.perf_counter()
@@ -227,71 +283,8 @@ def _chosen_option(answer: str, options: list[str]) -> dict[str, Any] | None:
     return {"letter": found.letter, "text": options["ABCD".index(found.letter)], "rule": found.rule}
 
 
-# --------------------------------------------------------------------------- limits
-
-
-@dataclass
-class Limits:
-    max_body_bytes: int = 32 * 2**20
-    max_tokens: int = 1024
-    max_concurrent: int = 8
-
-
-class BodyLimitMiddleware:
-    """413 for a request body over ``limit`` bytes (declared or streamed), except uploads."""
-
-    def __init__(self, app: Any, limit: int, exempt: tuple[str, ...] = ("/v1/uploads",)) -> None:
-        self.app, self.limit, self.exempt = app, limit, exempt
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.exempt:
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await drain_body(receive)
-            await _send_error(send, 413, f"the request body is over this server's limit of {self.limit} bytes",
-                              "body_too_large")
-            return
-        seen = 0
-
-        async def bounded_receive() -> dict[str, Any]:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise RequestError(f"the request body is over this server's limit of {self.limit} bytes",
-                                       status=413, code="body_too_large")
-            return message
-
-        await self.app(scope, bounded_receive, send)
-
-
-#: A refused body is read and discarded up to this many bytes before the error is sent: a client
-#: still sending when the server closes gets a connection reset instead of the 413 it should see.
-DRAIN_LIMIT = 16 * 1024 * 1024
-
-
-async def drain_body(receive: Any, limit: int = DRAIN_LIMIT) -> None:
-    """Read and discard the rest of a request body (at most ``limit`` bytes)."""
-    seen = 0
-    while seen <= limit:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        seen += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
-
-
-async def _send_error(send: Any, status: int, message: str, code: str) -> None:
-    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None,
-                                 "code": code}}).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+#: The ``ui`` server's limits are the shared ones (:class:`~.core.ServerLimits`).
+Limits = ServerLimits
 
 
 # --------------------------------------------------------------------------- request parsing
@@ -308,50 +301,37 @@ class _Parsed:
     return_frames: bool
 
 
-def _parse_request(body: Any, served: str, limits: Limits, policy: MediaPolicy) -> _Parsed:
-    if not isinstance(body, dict):
-        raise RequestError("the request body must be a JSON object")
-    if body.get("model") != served:
-        raise RequestError(f"model {body.get('model')!r} is not served here; this server serves {served!r}",
-                           status=404, param="model", code="model_not_found")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise RequestError("messages: a non-empty list is required", param="messages")
-    if body.get("n") not in (None, 1):
-        raise RequestError("only n=1 is supported", param="n")
+def _parse_request(req: ChatCompletionRequest, limits: ServerLimits, policy: MediaPolicy) -> _Parsed:
+    check_common(req, limits.max_tokens)
     question = ""
     video_url: str | None = None
     images: list[Any] = []
-    for i, message in enumerate(messages):
+    for i, message in enumerate(req.messages):
         where = f"messages[{i}]"
-        if not isinstance(message, dict) or message.get("role") not in ("system", "developer", "user", "assistant"):
-            raise RequestError(f"{where}: a message needs a role of system, user or assistant", param=where)
-        content = message.get("content")
+        if message.role not in ("system", "developer", "user", "assistant"):
+            raise RequestError(f"{where}.role: a message needs a role of system, user or assistant", param=where)
         texts: list[str] = []
-        if isinstance(content, str):
-            texts.append(content)
-        elif isinstance(content, list):
-            for j, part in enumerate(content):
+        if isinstance(message.content, str):
+            texts.append(message.content)
+        else:
+            for j, part in enumerate(message.content or []):
                 pw = f"{where}.content[{j}]"
-                kind = part.get("type") if isinstance(part, dict) else None
-                if kind == "text":
-                    texts.append(str(part.get("text") or ""))
-                elif kind == "video_url":
-                    url = _url_of(part.get("video_url"), pw)
+                if part.type == "text":
+                    texts.append(part.text or "")
+                elif part.type == "video_url":
+                    url = _url_of(part.video_url, pw)
                     if video_url is not None:
                         raise RequestError(f"{pw}: one video per request", param=pw)
                     video_url = url
-                elif kind == "image_url":
+                elif part.type == "image_url":
                     if len(images) >= policy.max_images:
                         raise RequestError(f"{pw}: at most {policy.max_images} image_url parts (frames) per request",
                                            param=pw, code="too_many_frames")
-                    images.append(decode_data_url(_url_of(part.get("image_url"), pw), pw))
+                    images.append(decode_data_url(_url_of(part.image_url, pw), pw))
                 else:
-                    raise RequestError(f"{pw}: content part type {kind!r} is not supported "
+                    raise RequestError(f"{pw}: content part type {part.type!r} is not supported "
                                        "(use text, video_url or image_url)", param=pw)
-        elif content is not None:
-            raise RequestError(f"{where}.content: a string or a list of parts is required", param=where)
-        if message.get("role") == "user" and texts:
+        if message.role == "user" and texts:
             question = "\n".join(t for t in texts if t).strip()
     if video_url is None and not images:
         raise RequestError("messages: give the video as a video_url part (or frames as image_url parts)",
@@ -360,24 +340,15 @@ def _parse_request(body: Any, served: str, limits: Limits, policy: MediaPolicy) 
         raise RequestError("messages: give either one video_url or image_url frames, not both", param="messages")
     if not question:
         raise RequestError("messages: the last user message has no question text", param="messages")
-    options = body.get("options") or []
-    if not isinstance(options, list) or not all(isinstance(o, str) and o.strip() for o in options) or (
-        options and not 2 <= len(options) <= 8
-    ):
+    options = req.options or []
+    if not all(o.strip() for o in options) or (options and not 2 <= len(options) <= 8):
         raise RequestError("options: give 2 to 8 non-empty strings (or none for an open question)", param="options")
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    if limit is not None:
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise RequestError("max_tokens: a positive integer is required", param="max_tokens")
-        if limit > limits.max_tokens:
-            raise RequestError(f"max_tokens: at most {limits.max_tokens} on this server, got {limit}",
-                               param="max_tokens")
-    return _Parsed(question, [o.strip() for o in options], video_url, images, limit, bool(body.get("stream")),
-                   bool(body.get("return_frames")))
+    return _Parsed(question, [o.strip() for o in options], video_url, images, req.token_limit, bool(req.stream),
+                   bool(req.return_frames))
 
 
 def _url_of(value: Any, where: str) -> str:
-    url = value.get("url") if isinstance(value, dict) else value
+    url = value.url if hasattr(value, "url") else value
     if not isinstance(url, str) or not url:
         raise RequestError(f"{where}: a url is required", param=where)
     return url
@@ -392,18 +363,17 @@ def create_videoqa_app(
     policy: MediaPolicy | None = None,
     name: str = DEFAULT_NAME,
     api_keys: Sequence[str] = (),
-    limits: Limits | None = None,
+    limits: ServerLimits | None = None,
     ui: Any = None,
 ) -> FastAPI:
     """The FastAPI app: ``/v1/chat/completions`` (VideoQA-SC), ``/v1/uploads``, ``/v1/models``,
     ``/health``, and the web UI when ``ui`` (a :class:`videoespresso.ui.UIConfig`) is given."""
     policy = policy or MediaPolicy()
-    limits = limits or Limits()
+    limits = limits or ServerLimits(max_tokens=1024, max_concurrent=8)
     clean_stale_parts(policy)
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ve-videoqa")
-    in_flight = {"n": 0}
-    count_lock = threading.Lock()
-    created = int(time.time())
+    busy = BusyClock()
+    in_flight = InFlight(limits.max_concurrent)
 
     from contextlib import asynccontextmanager
 
@@ -414,25 +384,15 @@ def create_videoqa_app(
         finally:
             worker.shutdown(wait=True, cancel_futures=True)
 
-    app = FastAPI(title="videoespresso VideoQA-SC server", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    def private() -> list[str]:
+        return private_folders(policy.upload_dir, policy.temp_dir, policy.video_root)
+
+    app = create_core_app(title="videoespresso VideoQA-SC server", name=name, limits=limits, busy=busy,
+                          in_flight=in_flight, api_keys=api_keys, lifespan=lifespan, private_dirs=private,
+                          body_limit_exempt=("/v1/uploads",))
     app.state.videoqa = videoqa
     app.state.policy = policy
-    app.state.served_name = name
     app.state.api_keys = list(api_keys)
-
-    @app.exception_handler(RequestError)
-    async def _request_error(_request: Request, exc: RequestError) -> JSONResponse:
-        return exc.response()
-
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": name, "in_flight": in_flight["n"]}
-
-    @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": name, "object": "model", "created": created,
-                                            "owned_by": "videoespresso"}]}
 
     @app.post("/v1/uploads")
     async def upload(request: Request) -> JSONResponse:
@@ -446,7 +406,7 @@ def create_videoqa_app(
         return JSONResponse({"id": upload_id, "url": f"upload://{upload_id}", "bytes": path.stat().st_size},
                             status_code=201)
 
-    async def run_ask(parsed: _Parsed) -> dict[str, Any]:
+    async def run_ask(request: Request, parsed: _Parsed, stop: StopSignal) -> dict[str, Any]:
         lease = MediaLease()
         try:
             loop = asyncio.get_running_loop()
@@ -459,44 +419,34 @@ def create_videoqa_app(
 
             def answer() -> dict[str, Any]:
                 try:
-                    return videoqa.ask(video, parsed.question, parsed.options, parsed.max_tokens,
-                                       parsed.return_frames)
+                    with busy.running():
+                        return videoqa.ask(video, parsed.question, parsed.options, parsed.max_tokens,
+                                           parsed.return_frames, stop=stop)
                 finally:
-                    if temporary:
+                    # Captions cut short by the time limit or a disconnect must not serve later requests.
+                    if temporary or stop():
                         videoqa.forget(video)
 
-            return await loop.run_in_executor(worker, answer)
+            return await wait_or_abandon(request, worker.submit(answer), stop)
         finally:
             lease.release()
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RequestError("the request body is not valid JSON", code="invalid_json") from None
-        parsed = _parse_request(body, name, limits, policy)
-        with count_lock:
-            if in_flight["n"] >= limits.max_concurrent:
-                raise RequestError(f"the server is busy ({limits.max_concurrent} requests in flight); retry shortly",
-                                   status=429, code="too_many_requests", type="rate_limit_error")
-            in_flight["n"] += 1
-        try:
+        req = parse_request(await read_json(request, limits))
+        check_model_name(req.model, name)
+        # Before the video is fetched or a frame decoded: a question no model can take costs nothing.
+        check_prompt_chars(req.text_chars(), videoqa.models)
+        with in_flight.slot():
+            parsed = _parse_request(req, limits, policy)
+            stop = StopSignal(limits.request_timeout_s)
             try:
-                result = await run_ask(parsed)
-            except RequestError:
-                raise
-            except UserError as exc:
-                raise RequestError(str(exc), status=422, code="unprocessable") from None
-            except Exception as exc:  # noqa: BLE001 -- a pipeline failure is reported, not hidden
-                log.exception("videoqa failed")
-                raise RequestError(f"answering failed: {type(exc).__name__}: {exc}", status=500,
-                                   type="server_error") from None
-        finally:
-            with count_lock:
-                in_flight["n"] -= 1
-        completion = _completion(result, name)
+                result = await run_ask(request, parsed, stop)
+            except ClientGone:
+                return disconnected_response()
+            except Exception as exc:  # noqa: BLE001 -- mapped to the status it deserves
+                raise as_request_error(exc, "answering") from None
+        completion = _completion(result, name, cut=stop.timed_out())
         if not parsed.stream:
             return JSONResponse(completion)
         return StreamingResponse(_sse(completion), media_type="text/event-stream")
@@ -505,14 +455,10 @@ def create_videoqa_app(
         from ..ui import mount_ui
 
         mount_ui(app, ui)
-
-    app.add_middleware(BodyLimitMiddleware, limit=limits.max_body_bytes)
-    if api_keys:
-        app.add_middleware(ApiKeyMiddleware, keys=list(api_keys))
     return app
 
 
-def _completion(result: dict[str, Any], name: str) -> dict[str, Any]:
+def _completion(result: dict[str, Any], name: str, cut: bool = False) -> dict[str, Any]:
     prompt = sum(s["prompt_tokens"] for s in result["stages"])
     completion = sum(s["completion_tokens"] for s in result["stages"])
     extra = {k: v for k, v in result.items() if k != "answer"}
@@ -522,7 +468,7 @@ def _completion(result: dict[str, Any], name: str) -> dict[str, Any]:
         "created": int(time.time()),
         "model": name,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": result["answer"]},
-                     "finish_reason": "stop", "logprobs": None}],
+                     "finish_reason": "length" if cut else "stop", "logprobs": None}],
         "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         "videoespresso": extra,
     }
@@ -534,7 +480,8 @@ def _sse(completion: dict[str, Any]):  # noqa: ANN202
     content = completion["choices"][0]["message"]["content"]
     first = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": content},
                                   "finish_reason": None}]}
-    last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+    finish = completion["choices"][0]["finish_reason"]
+    last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
             "usage": completion["usage"], "videoespresso": completion["videoespresso"]}
     yield f"data: {json.dumps(first)}\n\n"
     yield f"data: {json.dumps(last)}\n\n"
@@ -544,39 +491,10 @@ def _sse(completion: dict[str, Any]):  # noqa: ANN202
 # --------------------------------------------------------------------------- running
 
 
-class VideoQAServer:
-    """The app on a background thread (tests, benchmarks); ``close()`` or ``with`` stops it."""
+class VideoQAServer(ServerHandle):
+    """The app on a background thread (tests, benchmarks); ``close()`` or ``with`` stops it and
+    removes a temporary upload folder."""
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
-        import uvicorn
-
-        from .openai_server import bind_socket
-
-        self._sock = bind_socket(host, port)
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True,
-                                        name="ve-videoqa-http")
-        self._thread.start()
-        deadline = time.monotonic() + 60
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self._server.should_exit = True
-                self._sock.close()
-                raise RuntimeError("the server thread did not start")
-            time.sleep(0.01)
-        self.port = int(self._sock.getsockname()[1])
-        self.url = f"http://{host}:{self.port}"
-        self.base_url = f"{self.url}/v1"
-        self.app = app
-
-    def close(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=30)
-        self._sock.close()
-        remove_upload_dir(self.app.state.policy)
-
-    def __enter__(self) -> "VideoQAServer":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(app, host=host, port=port, name=app.state.served_name, log_level=log_level,
+                         on_close=lambda: remove_upload_dir(app.state.policy))
