@@ -126,9 +126,9 @@ def build_stats(build: str | Path) -> DatasetStats:
     build = Path(build)
     items = []
     problems = []
-    for _, record, error in read_dataset(build / "dataset.jsonl"):
+    for line, record, error in read_dataset(build / "dataset.jsonl"):
         if error is not None:
-            problems.append(f"{build / 'dataset.jsonl'}: {error}; skipped")
+            problems.append(f"{build / 'dataset.jsonl'}:{line}: {error}; skipped")
             continue
         qa, cot = record["qa"], record["cot"]
         objects = cot.get("key_objects", [])

@@ -266,6 +266,8 @@ def export_build(build: str | Path, out: str | Path, fmt: str = "arrow") -> tupl
             continue
         row = build_record_to_row(record, build, problems)
         splits.setdefault(row["split"], []).append(row)
+    if not any(splits.values()) and problems:
+        raise FormatError(f"{source}: nothing to export (no valid item; {len(problems)} skipped, the first: {problems[0]})")
     write_folder("build", splits, out, fmt)
     return Path(out), {k: len(v) for k, v in splits.items()}, problems
 
