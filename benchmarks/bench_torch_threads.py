@@ -44,6 +44,7 @@ def main() -> None:
     for p in spinners:
         p.start()
     best = {1: float("inf"), args.threads: float("inf")}
+    replies: dict[int, str] = {}
     tokens = 0
     try:
         for _ in range(args.repeats):
@@ -53,6 +54,7 @@ def main() -> None:
                 out = model.generate([conv], settings)
                 best[n] = min(best[n], time.perf_counter() - start)
                 tokens = out[0].completion_tokens or 0
+                replies[n] = out[0].text
     finally:
         for p in spinners:
             p.terminate()
@@ -61,7 +63,8 @@ def main() -> None:
           f"{len(os.sched_getaffinity(0))} cores; load average {load:.1f}; best of {args.repeats}")
     for n, wall in best.items():
         print(f"torch threads {n}: {tokens / wall:6.1f} tok/s ({wall:.2f} s)")
-    print(f"ratio {args.threads} threads / 1 thread: {best[1] / best[args.threads]:.2f}x")
+    print(f"ratio {args.threads} threads / 1 thread: {best[1] / best[args.threads]:.2f}x; "
+          f"identical greedy replies: {replies[1] == replies[args.threads]}")
 
 
 if __name__ == "__main__":

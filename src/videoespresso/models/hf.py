@@ -196,6 +196,9 @@ def load_hf(
         raise SpecError(f"{spec}: an hf checkpoint is one of {', '.join(KINDS)}, not {kind!r}")
     from transformers.utils import logging as hf_logging
 
+    from .threads import fit_torch_threads
+
+    fit_torch_threads()
     # transformers draws a per-load weight progress bar; our commands report progress themselves
     hf_logging.disable_progress_bar()
     config = _load_config(name_or_path, spec, trust_remote_code, options.get("revision"), options.get("gguf_file"))
