@@ -143,6 +143,9 @@ def _entries(source: Path, prefix: str | None) -> list[tuple[Path, str]]:
     """(path, id) of each video one input names: itself, a folder's videos, a list file's lines."""
     from ..video import path_problem
 
+    if not os.path.lexists(source):
+        # a mistyped argument: refused before anything runs, not built as a failed item
+        raise UserError(f"{printable(source)}: no such video, folder or list file")
     if source.suffix.lower() in VIDEO_EXTENSIONS and not source.is_dir():
         # Kept even when unreadable: the sample stage fails the item with its reason.
         return [(source, source.as_posix())]
