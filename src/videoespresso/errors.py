@@ -62,3 +62,16 @@ class StructuredOutputError(VideoEspressoError):
 
 class VideoError(UserError):
     """Base class of video decoding and probing errors (see :mod:`videoespresso.video`)."""
+
+
+def printable(text: object) -> str:
+    """``text`` safe to print on one line: control and other non-printable characters escaped.
+
+    Names come from the user's disk and files (a file name may hold a newline, an escape
+    sequence or an undecodable byte); printed raw, one would split a failure line in two or
+    rewrite the terminal. Every message that shows a name passes it through here.
+    """
+    s = str(text)
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)

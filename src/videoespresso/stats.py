@@ -41,6 +41,8 @@ class DatasetStats:
     #: stage -> status (dropped / failed / error) -> reason -> count
     outcomes: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     kind: str = "build"
+    #: One line per record left out, with the reason.
+    problems: list[str] = field(default_factory=list)
 
     # ----------------------------------------------------------------- derived
 
@@ -119,12 +121,14 @@ def _gaps(seconds: Sequence[float]) -> list[float]:
 
 
 def build_stats(build: str | Path) -> DatasetStats:
-    from .formats.jsonl import read_jsonl
+    from .formats.dataset import iter_dataset
 
     build = Path(build)
     items = []
-    for _, record, error in read_jsonl(build / "dataset.jsonl"):
+    problems = []
+    for line, record, error in iter_dataset(build / "dataset.jsonl"):
         if error is not None:
+            problems.append(f"{build / 'dataset.jsonl'}:{line}: {error}; skipped")
             continue
         qa, cot = record["qa"], record["cot"]
         objects = cot.get("key_objects", [])
@@ -135,7 +139,7 @@ def build_stats(build: str | Path) -> DatasetStats:
             boxes_per_object=[len(o.get("boxes", [])) for o in objects], evidence_words=words,
             split=record.get("split", ""),
         ))
-    return DatasetStats(items=items, outcomes=store_outcomes(build / "store.sqlite"), kind="build")
+    return DatasetStats(items=items, outcomes=store_outcomes(build / "store.sqlite"), kind="build", problems=problems)
 
 
 def store_outcomes(store_file: Path) -> dict[str, dict[str, dict[str, int]]]:
@@ -215,6 +219,23 @@ FIGURES = (
 )
 
 
+def figure_titles(stats: DatasetStats) -> dict[str, str]:
+    """Each figure's title with its sample size, named by what it counts: a gap figure has one
+    value per gap and a box figure one per key object, not one per item."""
+    items = len(stats.items)
+    drops = sum(n for statuses in stats.outcomes.values() for by_reason in statuses.values() for n in by_reason.values())
+    counted = {
+        "gaps": (len(stats.values("gaps_s")), "gaps"),
+        "boxes": (len(stats.values("boxes_per_object")), "key objects"),
+        "drops": (drops, "dropped or failed items"),
+    }
+    titles = {}
+    for name, title in FIGURES:
+        n, what = counted.get(name, (items, "items"))
+        titles[name] = f"{title} (n = {n} {what})"
+    return titles
+
+
 def _bar(ax, labels: Sequence[str], values: Sequence[float], horizontal: bool = True) -> None:
     if not labels:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
@@ -257,7 +278,8 @@ def write_stats(stats: DatasetStats, out: str | Path, dpi: int = 100) -> dict[st
         f"{stage}: {reason}": n
         for stage, statuses in stats.outcomes.items() for by_reason in statuses.values() for reason, n in by_reason.items()
     }
-    for name, title in FIGURES:
+    titles = figure_titles(stats)
+    for name, _ in FIGURES:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         if name == "tasks":
             _bar(ax, list(summary["per_task"]), list(summary["per_task"].values()))
@@ -276,7 +298,7 @@ def write_stats(stats: DatasetStats, out: str | Path, dpi: int = 100) -> dict[st
         else:
             top = sorted(drops.items(), key=lambda kv: -kv[1])[:15]
             _bar(ax, [k[:60] for k, _ in top], [v for _, v in top])
-        ax.set_title(f"{title} (n = {len(stats.items)} items)")
+        ax.set_title(titles[name])
         fig.tight_layout()
         path = out / f"{name}.png"
         tmp = out / f".{name}.tmp.png"
@@ -286,12 +308,13 @@ def write_stats(stats: DatasetStats, out: str | Path, dpi: int = 100) -> dict[st
         files[name] = path
     write_json_atomic(out / "stats.json", summary)
     files["json"] = out / "stats.json"
-    write_text_atomic(out / "stats.md", markdown(summary, [f"{n}.png" for n, _ in FIGURES]))
+    write_text_atomic(out / "stats.md", markdown(summary, [(f"{n}.png", titles[n]) for n, _ in FIGURES]))
     files["markdown"] = out / "stats.md"
     return files
 
 
-def markdown(summary: dict[str, Any], images: Iterable[str] = ()) -> str:
+def markdown(summary: dict[str, Any], images: Iterable[tuple[str, str]] = ()) -> str:
+    """The tables as Markdown, then each (file, title) image."""
     lines = [f"# Dataset statistics ({summary['kind']}, {summary['items']} items)", ""]
 
     def table(title: str, header: tuple[str, str], rows: Iterable[tuple[Any, Any]]) -> None:
@@ -323,6 +346,6 @@ def markdown(summary: dict[str, Any], images: Iterable[str] = ()) -> str:
                 for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
                     lines.append(f"| {stage} | {status} | {reason.replace('|', '/')} | {n} |")
         lines.append("")
-    for image in images:
-        lines.append(f"![{image}]({image})")
+    for image, title in images:
+        lines.append(f"![{title}]({image})")
     return "\n".join(lines) + "\n"

@@ -111,3 +111,87 @@ def test_profile_extends_merges_and_refuses_cycles_and_unknown_parents():
         resolve_profiles({"a": {"extends": "b"}, "b": {"extends": "a"}})
     with pytest.raises(ConfigError, match="unknown profile 'z'"):
         resolve_profiles({"a": {"extends": "z"}})
+
+
+def _config_cli(path, limit_bytes: int | None = None) -> subprocess.CompletedProcess:
+    """``videoespresso config -c path`` in a child, optionally under an address-space limit."""
+    import resource
+
+    def limit() -> None:
+        if limit_bytes:
+            resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    return subprocess.run([sys.executable, "-m", "videoespresso", "config", "-c", str(path)], capture_output=True,
+                          text=True, timeout=120, preexec_fn=limit)
+
+
+def test_malformed_yaml_is_one_line_with_file_line_and_column(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("curate:\n  batch_size: 2\n   bad: [1\n")
+    proc = _config_cli(path)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: config file {path}:3:7: mapping values are not allowed here"
+
+
+BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi")
+)
+
+
+def test_yaml_alias_bomb_is_refused_before_it_expands(tmp_path):
+    """Nine levels of nine aliases: 9**9 strings once expanded (the validation error's message
+    alone used to take the machine's memory)."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BOMB)
+    proc = _config_cli(path, limit_bytes=2 << 30)
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert proc.stderr.strip() == f"error: config file {path}: more than 100000 values once its aliases are expanded (an alias bomb?)"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("x: &x [*x]\n", ":1:4: an alias that contains itself"),
+    ("# padding\n" * 120_000, ": 1200000 bytes, more than the 1048576 a config may have"),
+    ("a: [" * 5000, ": nested too deeply"),
+])
+def test_yaml_recursion_size_and_depth_are_bounded(tmp_path, text, problem):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(None, path)
+    assert str(info.value) == f"config file {path}{problem}"
+
+
+def test_config_that_is_a_fifo_says_so(tmp_path):
+    import os
+
+    path = tmp_path / "c.yaml"
+    os.mkfifo(path)
+    with pytest.raises(ConfigError, match="not a regular file but a named pipe"):
+        load_config(None, path)
+
+
+def test_the_eval_defaults_table_in_docs_cli_matches_the_profiles():
+    """docs/cli.md said 448 px and 256 tokens; the offline profile gives 224 and 96."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    rows = {"size": ("sampling", "max_side"), "decoding": ("generation", "max_new_tokens")}
+    checked = 0
+    for row, (section, key) in rows.items():
+        line = next(line for line in text.splitlines() if line.startswith(f"| {row} |"))
+        ours = line.split("|")[2]
+        for value, names in re.findall(r"(\d+) \(((?:`\w+`(?:, )?)+)\)", ours):
+            for name in re.findall(r"`(\w+)`", names):
+                assert getattr(getattr(load_config(name), section), key) == int(value), (row, name)
+                checked += 1
+    assert checked == 6
+
+
+def test_profile_help_names_every_profile_for_what_it_is():
+    """The help said 'offline' meant tiny models; offline's text roles are SmolLM2, tiny is all-random."""
+    from videoespresso.cli._common import ProfileOption
+
+    text = ProfileOption.help
+    assert all(f"'{name}'" in text for name in profile_names())
+    assert load_config("offline").models.llm == "smollm2" and "SmolLM2" in text
+    assert all(spec.startswith("tiny:") for spec in (load_config("tiny").models.llm, load_config("tiny").models.reasoner))

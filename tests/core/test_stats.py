@@ -40,7 +40,7 @@ def test_stats_on_a_build_writes_every_png_and_the_tables(built_dataset, tmp_pat
     )
     assert summary["per_split"] == {s: sum(r["split"] == s for r in records) for s in {r["split"] for r in records}}
     text = (out / "stats.md").read_text()
-    assert "| core frames per item |" in text and "![tasks.png](tasks.png)" in text
+    assert "| core frames per item |" in text and f"![Items per task (n = {len(records)} items)](tasks.png)" in text
 
 
 def test_exact_numbers_on_an_official_file(tmp_path):
@@ -72,6 +72,11 @@ def test_exact_numbers_on_an_official_file(tmp_path):
     assert summary["key_objects_per_item"]["max"] == 2 and summary["key_objects_per_item"]["min"] == 0
     assert summary["boxes_per_object"] == {"n": 2, "mean": 1.0, "median": 1.0, "min": 0, "max": 2}
     assert summary["evidence_words"]["n"] == 2
+    # each figure's n says what it counts: 2 gaps, 2 key objects, not "2 items" for all
+    text = write_stats(collect(path), tmp_path / "out")["markdown"].read_text()
+    assert "![Gap between consecutive core frames (s) (n = 2 gaps)](gaps.png)" in text
+    assert "![Boxes per key object (n = 2 key objects)](boxes.png)" in text
+    assert "![Core frames per item (n = 2 items)](core_frames.png)" in text
 
 
 def test_drops_and_failures_by_stage_come_from_the_latest_result(built_dataset, tmp_path):
@@ -91,6 +96,8 @@ def test_drops_and_failures_by_stage_come_from_the_latest_result(built_dataset, 
     assert stats.outcomes["qa"]["failed"]["invalid JSON"] == 1
     files = write_stats(stats, tmp_path / "out")
     assert "| filter | dropped | judge rejected | 2 |" in files["markdown"].read_text()
+    dropped = sum(n for st in stats.outcomes.values() for reasons in st.values() for n in reasons.values())
+    assert f"(n = {dropped} dropped or failed items)](drops.png)" in files["markdown"].read_text()
     assert Image.open(files["drops"]).size[0] > 0
 
 

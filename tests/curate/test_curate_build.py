@@ -336,3 +336,77 @@ def test_bad_inputs_fail_or_degrade_with_reasons(work, models, endpoint):
     assert "could not be used" in _ProseHandler.requests[1]["messages"][-1]["content"]
     raws = [r.raw for r in Store(out / "store.sqlite").results("qa", "failed") if "drives away" in (r.raw or "")]
     assert len(raws) == qa.inputs and all(raw.count("drives away") == 2 for raw in raws)
+
+
+def _cli(capsys, argv: list[str]) -> tuple[int, str, str]:
+    capsys.readouterr()
+    try:
+        cli_main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_inputs_are_video_files_folders_and_list_files_mixed(work):
+    from videoespresso.curate import discover_videos
+
+    videos = work / "videos"
+    listing = work / "some.txt"
+    listing.write_text("# one video\nvideos/b_static_moving.mp4\n")
+    single = discover_videos(videos / "a_mixed.mp4")
+    assert [i["id"] for i in single] == [(videos / "a_mixed.mp4").as_posix()]
+    mixed = discover_videos([videos / "a_mixed.mp4", listing, videos / "sub"])
+    assert [i["id"] for i in mixed] == [(videos / "a_mixed.mp4").as_posix(), "videos/b_static_moving.mp4",
+                                        f"{(videos / 'sub').as_posix()}/c_moving.mp4"]
+    assert all(i["size"] > 0 for i in mixed)
+    # one folder alone keeps ids relative to it (earlier builds resume)
+    assert [i["id"] for i in discover_videos(videos)] == ["a_mixed.mp4", "b_static_moving.mp4", "sub/c_moving.mp4"]
+
+
+def test_one_video_file_builds(work, capsys, models):
+    """`build clip.mp4`: the first thing a new user tries (it was read as a list file)."""
+    out = work / "one-file"
+    code, _, err = _cli(capsys, ["build", str(work / "videos" / "a_mixed.mp4"), "--out", str(out), "--stages", "1-1",
+                                 "--profile", "tiny", "--no-progress", "--config", str(_config_file(work))])
+    assert code == 0, err
+    assert "Traceback" not in err
+    with Store(out / "store.sqlite") as store:
+        assert [r.item_id for r in store.results("sample", "ok")] == [(work / "videos" / "a_mixed.mp4").as_posix()]
+
+
+@pytest.mark.parametrize("name", ["clip.ts", "notes.txt"])
+def test_a_list_file_that_is_not_text_is_one_line(work, capsys, name):
+    """A video with an extension we do not know (or any binary file) given where a list belongs."""
+    path = work / name
+    path.write_bytes((work / "videos" / "a_mixed.mp4").read_bytes())
+    code, _, err = _cli(capsys, ["build", str(path), "--out", str(work / "never"), "--profile", "tiny"])
+    assert code == 2 and "Traceback" not in err
+    assert err.count("error:") == 1 and len(err.strip().splitlines()) == 2, err  # the note on tiny weights + it
+    assert f"{path}: not a list file" in err and ".mp4" in err
+
+
+def test_an_input_given_twice_is_refused(work):
+    from videoespresso.curate import discover_videos
+    from videoespresso.errors import UserError
+
+    clip = work / "videos" / "a_mixed.mp4"
+    with pytest.raises(UserError, match="given twice"):
+        discover_videos([clip, clip])
+
+
+def test_a_newline_in_a_name_stays_on_its_failure_line(work, capsys):
+    from videoespresso.video.synth import make_bad_video
+
+    folder = work / "odd-names"
+    make_bad_video(folder / "two\nlines.mp4", "truncated")
+    code, _, err = _cli(capsys, ["build", str(folder), "--out", str(work / "odd-out"), "--stages", "1-1",
+                                 "--profile", "tiny", "--no-progress"])
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if "failed in sample" in line]
+    assert len(lines) == 1 and "two\\nlines.mp4: unreadable_video" in lines[0], err
+    assert "lines.mp4" not in err.replace(lines[0], "")
+    # the same for an error line: one line, the newline shown escaped
+    code, _, err = _cli(capsys, ["ask", str(folder / "gone\nhere.mp4"), "What?", "--profile", "tiny"])
+    assert code == 2 and err.strip().splitlines()[-1].endswith("gone\\nhere.mp4: no such file"), err

@@ -129,7 +129,7 @@ def test_discover_videos_from_folder_and_list(tmp_path):
     items = discover_videos(listing)
     assert [i["id"] for i in items] == ["a/one.mp4", "missing.mp4"]
     assert items[1]["size"] is None
-    with pytest.raises(UserError, match="no such folder"):
+    with pytest.raises(UserError, match="no such video, folder or list file"):
         discover_videos(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no video files"):
@@ -148,7 +148,11 @@ def test_build_and_inspect_refuse_bad_paths_with_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["build", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), "--profile", "tiny"])
     assert exc.value.code == 2
-    assert "no such folder or list file" in " ".join(capsys.readouterr().err.split())
+    assert "nope: no such video, folder or list file" in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(SystemExit) as exc:
+        main(["build", str(tmp_path / "typo.mp4"), "--out", str(tmp_path / "out"), "--profile", "tiny"])
+    assert exc.value.code == 2
+    assert "typo.mp4: no such video, folder or list file" in " ".join(capsys.readouterr().err.split())
     with pytest.raises(SystemExit) as exc:
         main(["inspect", str(tmp_path)])
     assert exc.value.code == 2

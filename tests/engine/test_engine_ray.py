@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -286,3 +287,98 @@ def test_build_cli_publishes_to_an_object_store_url_with_its_summary(tmp_path, c
     assert summary["executor"] == "local" and summary["stages"][0]["ok"] == 1
     assert fs.exists("/ve-cli/build/store.sqlite") and not fs.exists("/ve-cli/build/build.lock")
     assert (tmp_path / "st" / "store.sqlite").is_file()
+
+
+def test_stale_ray_folders_of_dead_drivers_are_reaped_and_nothing_else(tmp_path):
+    """A driver killed with kill -9 leaves Ray's agents running and its ve-ray-* folder behind;
+    the next local start reaps them: only folders with an owner file whose owner is gone, only
+    processes naming that exact folder."""
+    import json as _json
+    import socket
+    import subprocess as _sp
+    import sys as _sys
+
+    from videoespresso.engine.ray_executor import OWNER_FILE, reap_stale_ray_dirs
+
+    gone = _sp.Popen(["true"])
+    gone.wait()
+
+    def folder(name: str, owner: dict | None) -> Path:
+        path = tmp_path / name
+        (path / "session_1" / "logs").mkdir(parents=True)
+        if owner is not None:
+            (path / OWNER_FILE).write_text(_json.dumps(owner))
+        return path
+
+    host = socket.gethostname()
+    stale = folder("ve-ray-dead", {"pid": gone.pid, "start": 1, "host": host})
+    sibling = folder("ve-ray-dead2", None)  # no owner file: not provably ours
+    alive = folder("ve-ray-alive", {"pid": os.getpid(), "start": None, "host": host})
+    elsewhere = folder("ve-ray-elsewhere", {"pid": gone.pid, "start": 1, "host": host + "-other"})
+    other = folder("not-ours", {"pid": gone.pid, "start": 1, "host": host})
+
+    def agent(path: Path) -> _sp.Popen:
+        return _sp.Popen([_sys.executable, "-c", "import time; time.sleep(600)", f"--temp-dir={path}",
+                          f"--log-dir={path}/session_1/logs"])
+
+    leftover, bystander, kept = agent(stale), agent(sibling), agent(alive)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(
+            str(p) in open(f"/proc/{a.pid}/cmdline").read() for a, p in ((leftover, stale), (bystander, sibling))
+        ):
+            time.sleep(0.05)
+        assert reap_stale_ray_dirs(str(tmp_path)) == [str(stale)]
+        assert leftover.wait(timeout=10) == -9
+        assert not stale.exists()
+        assert bystander.poll() is None and kept.poll() is None
+        assert sibling.exists() and alive.exists() and other.exists() and elsewhere.exists()
+    finally:
+        for p in (leftover, bystander, kept):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+_START_AND_WAIT = """
+import sys, time
+from videoespresso.engine import Store
+from videoespresso.engine.ray_executor import RayExecutor
+ex = RayExecutor(Store(sys.argv[1]), num_cpus=1)
+ex.start()
+print(ex._temp_dir, flush=True)
+if sys.argv[2] == "wait":
+    time.sleep(600)
+ex.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_ray_driver_killed_with_sigkill_is_reaped_by_the_next_local_start():
+    import signal
+    import subprocess as _sp
+
+    # short: Ray's socket paths under it must fit in 107 bytes
+    tmp_path = Path(tempfile.mkdtemp(prefix="ve-t-", dir="/tmp"))
+    try:
+        _killed_driver_is_reaped(tmp_path, signal, _sp)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _killed_driver_is_reaped(tmp_path: Path, signal, _sp) -> None:
+    env = {**os.environ, "VIDEOESPRESSO_RAY_TMPDIR": str(tmp_path)}
+    first = _sp.Popen([sys.executable, "-c", _START_AND_WAIT, str(tmp_path / "a.sqlite"), "wait"],
+                      stdout=_sp.PIPE, text=True, env=env)
+    try:
+        folder = Path(first.stdout.readline().strip())
+        assert folder.is_dir() and folder.name.startswith("ve-ray-")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert folder.is_dir()  # what kill -9 leaves behind
+    second = _sp.run([sys.executable, "-c", _START_AND_WAIT, str(tmp_path / "b.sqlite"), "close"],
+                     capture_output=True, text=True, env=env, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert not folder.exists()
+    assert not list(tmp_path.glob("ve-ray-*"))  # the second run's own folder went at close

@@ -98,6 +98,9 @@ VIDEO_KINDS: dict[str, bool] = {
     "square": True,
     "dir_named_mp4": False,
     "symlink_loop": False,
+    "dangling_link": False,
+    "fifo": False,
+    "socket": False,
 }
 
 
@@ -145,6 +148,15 @@ def make_zoo(folder: Path, kinds: list[str] | None = None) -> dict[str, Path]:
             path.mkdir()
         elif kind == "symlink_loop":
             os.symlink(path.name, path)
+        elif kind == "dangling_link":
+            os.symlink("gone.mp4", path)
+        elif kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "socket":
+            # A bound Unix socket leaves its file behind once closed.
+            sock = socket.socket(socket.AF_UNIX)
+            sock.bind(str(path))
+            sock.close()
         else:
             raise ValueError(kind)
     return paths

@@ -25,10 +25,10 @@ from videoespresso.integrations.lmms_eval import task as ve_task  # noqa: E402
 def task_folder(built_dataset, tmp_path_factory) -> Path:
     items = read_bench(built_dataset / "test.json")
     assert len(items) == 4, "the shared build has a 4-item test split"
-    folder, problems = ve_task.write_task(
+    folder, problems, left_out = ve_task.write_task(
         items, built_dataset.parent / "videos", tmp_path_factory.mktemp("lmms-task"), max_new_tokens=6
     )
-    assert problems == []
+    assert problems == [] and left_out == 0
     return folder
 
 
@@ -181,3 +181,32 @@ def test_adapter_two_stage_images_and_a_missing_video(task_folder, tiny_vlm):
     assert [len(v["frames"]) for v in model.last_frames[0]["videos"]] == [3]
     assert model.last_frames[1]["videos"] == [] and "no such file" in model.last_frames[2]["error"]
     assert Hook.calls == 3
+
+
+def test_task_confines_video_paths_to_the_video_root_as_eval_does(built_dataset, tmp_path, capsys):
+    """A video_path that leaves --video-root (``..``, absolute) is refused item by item, as eval
+    refuses it: named, left out of the task, exit code 3; the others are written."""
+    from videoespresso.cli import main as cli_main
+    from videoespresso.formats.bench import write_bench
+
+    items = read_bench(built_dataset / "test.json")
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(b"x")
+    escaping = [items[0].model_copy(update={"video_path": "../outside.mp4"}),
+                items[1].model_copy(update={"video_path": str(outside)})]
+    bench = tmp_path / "bench.json"
+    write_bench([*escaping, *items[2:]], bench)
+    root = tmp_path / "videos"
+    shutil.copytree(built_dataset.parent / "videos", root)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        cli_main(["lmms-eval", "task", str(tmp_path / "t"), "--bench", str(bench), "--video-root", str(root)])
+    captured = capsys.readouterr()
+    assert info.value.code == 3
+    err = " ".join(captured.err.split())
+    assert f"item {items[0].id}: video_path '../outside.mp4' is outside --video-root" in err
+    assert f"item {items[1].id}: video_path {str(outside)!r} is outside --video-root" in err
+    assert f"({len(items) - 2} of {len(items)} items)" in captured.out
+    docs = [json.loads(line) for line in (tmp_path / "t" / "videoespresso.jsonl").read_text().splitlines()]
+    assert [d["id"] for d in docs] == [i.id for i in items[2:]]
+    assert all(Path(d["video_path"]).is_relative_to(root) for d in docs)

@@ -231,6 +231,13 @@ def test_missing_local_checkpoint_is_a_clear_error(tmp_path):
         load_model("hf:/no/such/model")
     with pytest.raises(CheckpointNotFoundError, match="no config.json"):
         load_model(f"hf:{tmp_path}")
+    # an existing file is named as one, not as missing
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"\0" * 8)
+    with pytest.raises(CheckpointNotFoundError) as info:
+        load_model(f"hf:{weights}")
+    assert str(info.value) == (f"hf:{weights}: {weights} is a file, not a checkpoint folder "
+                               "(a folder with config.json and the weights)")
 
 
 def test_unreachable_hub_repository_is_a_clear_error():

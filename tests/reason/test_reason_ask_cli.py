@@ -62,7 +62,7 @@ def test_ask_uniform_direct_open_ended(tmp_path, clip, capsys):
 def test_ask_reports_bad_input(tmp_path, clip, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["ask", str(tmp_path / "missing.mp4"), "q"])
-    assert exc.value.code == 2 and "does not exist" in " ".join(capsys.readouterr().err.split())
+    assert exc.value.code == 2 and "missing.mp4: no such file" in " ".join(capsys.readouterr().err.split())
     with pytest.raises(SystemExit) as exc:
         main(["ask", str(clip), "q", "-o", "only one"])
     assert exc.value.code == 2 and "2 to 8 --option" in " ".join(capsys.readouterr().err.split())

@@ -11,9 +11,10 @@ import sqlite3
 import sys
 
 import typer
+from rich.text import Text
 
 from .. import __version__
-from ..errors import UserError
+from ..errors import UserError, printable
 from ._common import console, err_console
 
 app = typer.Typer(
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code != 0:
             sys.exit(code)
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # The message names files and items from the user's disk: printed as text, one line.
+        err_console.print(Text.assemble(("error:", "bold red"), f" {printable(exc)}"), highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, sqlite3.Error) as exc:
         # A full disk, a read-only mount, an output path that is a file: the user's machine,
         # not a bug. Everything written so far is durable; a rerun resumes.
-        err_console.print(f"[bold red]error:[/] {storage_error_line(exc)}", highlight=False)
+        err_console.print(Text.assemble(("error:", "bold red"), f" {printable(storage_error_line(exc))}"), highlight=False)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -25,7 +25,8 @@ console = _console()
 err_console = _console(stderr=True)
 
 ProfileOption = typer.Option(
-    None, "--profile", "-p", help="Named profile: 'offline' (tiny models, no hub) or 'paper'."
+    None, "--profile", "-p", help="Named profile: 'offline' (no hub: SmolLM2 writes the text, the vision models "
+    "have random weights), 'tiny' (every model random-weight: plumbing only) or 'paper' (the paper's models)."
 )
 ConfigOption = typer.Option(
     None, "--config", "-c", exists=False, help="YAML config merged over the profile."

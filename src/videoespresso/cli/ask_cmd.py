@@ -49,14 +49,14 @@ def ask_command(
     from ..models import load_model
     from ..reason import load_frames, make_reasoner
     from ..select import contact_sheet, load_selector
+    from ..video import check_file
 
     options = list(option or [])
     if options and not 2 <= len(options) <= 8:
         raise ConfigError(f"give 2 to 8 --option values for a close-ended question, not {len(options)}")
     if selector == "oracle":
         raise ConfigError("the oracle selector needs annotated items; use it through `eval`")
-    if not video.is_file():
-        raise ConfigError(f"video {video} does not exist")
+    check_file(video)  # a missing file, a FIFO, a folder: named with what it is, before any model loads
     for path, flag in ((show, "--show"), (json_out, "--json")):
         if path is not None:
             _check_writable(path, flag)

@@ -333,8 +333,10 @@ def _print_score(report) -> None:
             f"[yellow]{len(report.failures)} items failed (the run could not answer them; {how}, see --failed):[/] "
             + ", ".join(f"{k} {v}" for k, v in reasons.most_common()), highlight=False,
         )
+        from ..errors import printable
+
         for f in report.failures[:20]:
-            err_console.print(f"  item {f['id']}: {f['reason']}", highlight=False, markup=False)
+            err_console.print(f"  item {printable(f['id'])}: {printable(f['reason'])}", highlight=False, markup=False)
         if len(report.failures) > 20:
             err_console.print(f"  ... and {len(report.failures) - 20} more (see --json)")
     counted = [p for p in report.problems if p.kind.startswith("legacy_")]

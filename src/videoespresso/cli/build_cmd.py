@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import printable
 from . import app
 from ._common import (
     ConfigOption,
@@ -22,7 +23,8 @@ from ._common import (
 
 @app.command("build")
 def build_command(
-    videos: Path = typer.Argument(..., help="A folder of videos (searched recursively) or a text file listing one per line."),
+    videos: list[Path] = typer.Argument(..., help="Video files, folders of videos (searched recursively) or text files "
+                                        "listing one video a line; any mix."),
     out: str = typer.Option(..., "--out", "-o", help="Build folder: store, frames, exported files. A folder, or an fsspec "
                             "URL (file://, s3://, gs://, ...): frames go there directly, the store to a local staging folder "
                             "published there at the end."),
@@ -45,7 +47,8 @@ def build_command(
 ) -> None:
     """Build a grounded chain-of-thought QA dataset from videos; a rerun resumes.
 
-    Example: videoespresso build videos/ --out build/ --profile offline --limit 3
+    Example: videoespresso build videos/ --out build/ --profile offline --limit 3 ;
+    videoespresso build clip.mp4 other.mp4 --out build/
 
     On Ray: videoespresso build videos/ --out s3://bucket/ve-build --executor ray --ray-address auto
     """
@@ -68,8 +71,9 @@ def build_command(
     url, out = result.url, result.folder
     failures = [(s.name, f) for s in result.run.stages for f in s.failures]
     for stage_name, f in failures[:50]:
-        detail = f" ({f['detail']})" if f["detail"] else ""
-        err_console.print(f"failed in {stage_name}: {f['id']}: {f['reason']}{detail}", highlight=False, markup=False)
+        detail = f" ({printable(f['detail'])})" if f["detail"] else ""
+        err_console.print(f"failed in {stage_name}: {printable(f['id'])}: {printable(f['reason'])}{detail}",
+                          highlight=False, markup=False)
     total_failed = sum(s.failed + s.errors for s in result.run.stages)
     if total_failed > len(failures[:50]):
         err_console.print(f"... {total_failed} failed in all; every one is listed in {out / 'summary.json'} (up to 200 a stage)")
@@ -111,6 +115,7 @@ def inspect_command(
     Example: videoespresso inspect build/ --failures 10
     """
     from rich.table import Table
+    from rich.text import Text
 
     from ..curate.export import DATASET, TEST, TRAIN_IMAGES, TRAIN_VIDEO
     from ..curate.pipeline import STAGE_NAMES, STORE_FILE
@@ -154,7 +159,8 @@ def inspect_command(
                 rt.add_row(stage, status, reason, str(n))
             console.print(rt)
         for res in shown:
-            console.print(f"[bold]{res.stage}[/] {res.item_id}: {res.reason}: {res.detail}", highlight=False)
+            console.print(Text.assemble((res.stage, "bold"), f" {printable(res.item_id)}: {printable(res.reason)}: "
+                                        f"{printable(res.detail)}"), highlight=False)
             if res.raw:
                 console.print(f"  reply: {res.raw[:300]!r}", highlight=False, markup=False)
         runs = store.runs()

@@ -20,8 +20,12 @@ app.add_typer(export_app, name="export")
 
 
 def _report(problems: list[str], limit: int = 20) -> None:
+    from rich.text import Text
+
+    from ..errors import printable
+
     for line in problems[:limit]:
-        err_console.print(f"[yellow]skipped:[/] {line}", highlight=False)
+        err_console.print(Text.assemble(("skipped:", "yellow"), f" {printable(line)}"), highlight=False)
     if len(problems) > limit:
         err_console.print(f"[yellow]... and {len(problems) - limit} more[/]", highlight=False)
 
@@ -76,6 +80,10 @@ def export_sft_command(
     else:
         raise ConfigError(f"{source} is neither a build folder (with dataset.jsonl) nor a train file")
     _report(problems)
+    if not examples:
+        # The same rule as export hf and stats: an input with nothing in it is bad input (exit 2),
+        # never empty files and exit 0.
+        raise ConfigError(f"{source}: nothing to export (no {', '.join(chosen)} example in split {split!r})")
     counts = write_sft(examples, out, formats)
     for name, per_target in counts.items():
         summary = ", ".join(f"{t}: {n}" for t, n in sorted(per_target.items())) or "nothing"

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Optional, Union
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
-from ..errors import UserError
+from ..errors import UserError, printable
 from . import app
 from ._common import console, err_console
 
@@ -83,7 +85,7 @@ def frames_command(
     )
     with progress:
         for video, folder in zip(videos, _out_dirs(videos, out)):
-            task = progress.add_task(video.name, total=None)
+            task = progress.add_task(escape(printable(video.name)), total=None)
 
             def report(done: float, total: float, task=task) -> None:
                 progress.update(task, completed=done, total=total)
@@ -94,7 +96,7 @@ def frames_command(
                 if len(videos) == 1:
                     raise
                 failures.append((video, str(exc)))
-                progress.update(task, description=f"[red]{video.name} (failed)")
+                progress.update(task, description=f"[red]{escape(printable(video.name))} (failed)")
                 continue
             task_total = progress.tasks[task].total or 1.0
             progress.update(task, completed=task_total, total=task_total)
@@ -103,9 +105,10 @@ def frames_command(
             note = "" if distinct == len(record.frames) else (
                 f" (the sampler asked for {len(record.frames)}; the video has only {distinct} distinct frames there)"
             )
-            console.print(f"{video}: {distinct} frames written ({chosen.spec}) -> {folder}{note}", highlight=False)
+            console.print(f"{printable(video)}: {distinct} frames written ({chosen.spec}) -> {printable(folder)}{note}",
+                          highlight=False, markup=False)
     for _, reason in failures:
-        err_console.print(f"[bold red]failed:[/] {reason}", highlight=False)
+        err_console.print(Text.assemble(("failed:", "bold red"), f" {printable(reason)}"), highlight=False)
     if failures:
         err_console.print(f"{len(videos) - len(failures)} of {len(videos)} videos done, {len(failures)} failed")
         raise typer.Exit(1)
@@ -134,12 +137,12 @@ def probe_command(
             if len(videos) == 1:
                 raise
             failures += 1
-            err_console.print(f"[bold red]failed:[/] {exc}", highlight=False)
+            err_console.print(Text.assemble(("failed:", "bold red"), f" {printable(exc)}"), highlight=False)
             continue
         if as_json:
             console.print(json.dumps(info.model_dump(mode="json")), highlight=False, markup=False, soft_wrap=True)
             continue
-        table = Table(title=str(video), show_header=False, title_justify="left")
+        table = Table(title=Text(printable(video)), show_header=False, title_justify="left")
         for key, value in info.model_dump().items():
             if key != "path":
                 table.add_row(key, str(value))

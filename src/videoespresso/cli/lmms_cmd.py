@@ -29,15 +29,22 @@ def lmms_task_command(
 
     Example: videoespresso lmms-eval task lmms_task/ --bench bench_hard.json --video-root videos/ && lmms-eval --model videoespresso --model_args spec=hf:Qwen/Qwen2-VL-2B-Instruct,selector=caption-llm --tasks videoespresso --include_path lmms_task/
     """
-    from ..errors import ConfigError
+    from rich.text import Text
+
+    from ..errors import ConfigError, printable
     from ..formats.bench import read_bench
     from ..integrations.lmms_eval.task import TASK_NAME, write_task
 
     if not video_root.is_dir():
         raise ConfigError(f"--video-root {video_root} is not a folder")
     items = read_bench(bench)
-    folder, problems = write_task(items, video_root, out, max_new_tokens=max_new_tokens)
+    folder, problems, left_out = write_task(items, video_root, out, max_new_tokens=max_new_tokens)
     for line in problems[:20]:
-        err_console.print(f"[yellow]warning:[/] {line}", highlight=False)
-    console.print(f"task {TASK_NAME!r} ({len(items)} items) -> {folder}", highlight=False)
+        err_console.print(Text.assemble(("warning:", "yellow"), f" {printable(line)}"), highlight=False)
+    if len(problems) > 20:
+        err_console.print(f"... and {len(problems) - 20} more", highlight=False)
+    console.print(f"task {TASK_NAME!r} ({len(items) - left_out} of {len(items)} items) -> {folder}", highlight=False)
     console.print(f"run: lmms-eval --tasks {TASK_NAME} --include_path {folder} --model videoespresso --model_args spec=...", highlight=False)
+    if left_out:
+        # As eval: a refused item is named and the rest goes on, with exit code 3.
+        raise typer.Exit(3)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import ConfigError
+from ..errors import ConfigError, printable
 from . import app
 from ._common import (
     ConfigOption,
@@ -101,7 +101,7 @@ def select_command(
         console.print("selector events: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.stats.items())),
                       highlight=False)
     for reason, n in summary.failure_reasons.most_common(5):
-        err_console.print(f"failed x{n}: {reason}", highlight=False, markup=False)
+        err_console.print(f"failed x{n}: {printable(reason)}", highlight=False, markup=False)
 
 
 def _legacy_settings(out: Path) -> dict[str, object] | None:

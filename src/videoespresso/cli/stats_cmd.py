@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from . import app
-from ._common import console
+from ._common import console, err_console
 
 
 @app.command("stats")
@@ -24,9 +24,17 @@ def stats_command(
     """
     from rich.table import Table
 
+    from ..errors import FormatError, printable
     from ..stats import collect, write_stats
 
     stats = collect(source)
+    for line in stats.problems[:20]:
+        err_console.print(f"skipped: {printable(line)}", highlight=False, markup=False)
+    if len(stats.problems) > 20:
+        err_console.print(f"... and {len(stats.problems) - 20} more", highlight=False)
+    if not stats.items:
+        # As export sft and export hf: an input with nothing in it is bad input (exit 2).
+        raise FormatError(f"{source}: nothing to count (no items)")
     files = write_stats(stats, out, dpi=dpi)
     summary = stats.summary()
     table = Table(title=f"{source} ({summary['kind']}, {summary['items']} items)")

@@ -11,11 +11,11 @@ import os
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..config import Config
 from ..engine import LocalExecutor, Resources, RunResult, Stage, Store
-from ..errors import UserError
+from ..errors import UserError, printable
 from ..failpoints import failpoint
 from ..locking import OutputLock
 from ._common import ModelPool
@@ -100,37 +100,38 @@ def parse_stage_range(text: str | None) -> tuple[int, int]:
     return first, end
 
 
-def discover_videos(source: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """Input items from a folder (searched recursively) or a text file listing one video a line.
+def discover_videos(sources: str | Path | Sequence[str | Path], limit: int | None = None) -> list[dict[str, Any]]:
+    """Input items from video files, folders (searched recursively) and text files listing one
+    video a line, in the order given.
 
-    Ids are paths relative to the folder (or as listed) so they survive moving the inputs; the
-    file size and modification time are part of the item so a replaced video is rebuilt.
+    Ids are paths relative to the folder (prefixed by the folder as given when several inputs
+    are given), or as listed or given, so they survive moving the inputs; the file size and
+    modification time are part of the item so a replaced video is rebuilt.
     """
-    source = Path(source)
-    if source.is_dir():
-        # A dangling or looping symlink named like a video is kept: its item then fails with
-        # the reason, instead of vanishing from the run unreported.
-        paths = sorted(
-            p for p in source.rglob("*")
-            if p.suffix.lower() in VIDEO_EXTENSIONS and (p.is_file() or (p.is_symlink() and not p.exists()))
-        )
-        entries = [(p, p.relative_to(source).as_posix()) for p in paths]
-    elif source.is_file():
-        entries = []
-        for line in source.read_text("utf-8").splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                path = Path(line)
-                entries.append((path if path.is_absolute() else source.parent / path, line))
-    else:
-        raise UserError(f"{source}: no such folder or list file")
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    paths = [Path(s) for s in sources]
+    if not paths:
+        raise UserError("no input given: name video files, folders or list files")
+    entries: list[tuple[Path, str]] = []
+    for source in paths:
+        entries.extend(_entries(source, prefix=source.as_posix() if len(paths) > 1 else None))
     if not entries:
-        raise UserError(f"{source}: no video files found (extensions: {', '.join(VIDEO_EXTENSIONS)})")
+        where = ", ".join(printable(p) for p in paths)
+        raise UserError(f"{where}: no video files found (extensions: {', '.join(VIDEO_EXTENSIONS)})")
+    seen: set[str] = set()
+    for _, rel in entries:
+        if rel in seen:
+            raise UserError(f"{printable(rel)}: given twice (each video may be named once)")
+        seen.add(rel)
     if limit is not None:
         entries = entries[:limit]
     items = []
     for path, rel in entries:
-        stat = path.stat() if path.exists() else None
+        try:
+            stat = path.stat()
+        except OSError:
+            stat = None  # the sample stage fails the item and says why
         items.append({
             "id": rel, "video": _absolute(path), "video_path": rel,
             "size": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None,
@@ -138,7 +139,53 @@ def discover_videos(source: str | Path, limit: int | None = None) -> list[dict[s
     return items
 
 
+def _entries(source: Path, prefix: str | None) -> list[tuple[Path, str]]:
+    """(path, id) of each video one input names: itself, a folder's videos, a list file's lines."""
+    from ..video import path_problem
+
+    if not os.path.lexists(source):
+        # a mistyped argument: refused before anything runs, not built as a failed item
+        raise UserError(f"{printable(source)}: no such video, folder or list file")
+    if source.suffix.lower() in VIDEO_EXTENSIONS and not source.is_dir():
+        # Kept even when unreadable: the sample stage fails the item with its reason.
+        return [(source, source.as_posix())]
+    if source.is_dir():
+        # Every entry named like a video that is not a folder (folders are searched) is kept,
+        # a FIFO, socket, device file or dangling symlink included: its item then fails with
+        # the reason, instead of vanishing from the run unreported.
+        found = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and not p.is_dir())
+        return [(p, p.relative_to(source).as_posix() if prefix is None else f"{prefix.rstrip('/')}/"
+                 f"{p.relative_to(source).as_posix()}") for p in found]
+    problem = path_problem(source)
+    if problem is not None:
+        raise UserError(f"{printable(source)}: {problem} (give video files, folders or text files listing videos)")
+    entries = []
+    for line in _list_lines(source):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            path = Path(line)
+            entries.append((path if path.is_absolute() else source.parent / path, line))
+    return entries
+
+
+def _list_lines(source: Path) -> list[str]:
+    """The lines of a list file, or one error when it is not text (a video with another extension)."""
+    not_text = (f"{printable(source)}: not a list file (a text file naming one video a line): it holds binary "
+                f"data; a video needs one of the extensions {', '.join(VIDEO_EXTENSIONS)}")
+    with source.open("rb") as f:
+        head = f.read(4096)
+    if b"\0" in head:
+        raise UserError(not_text)
+    try:
+        return source.read_text("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(not_text) from None
+
+
 def _absolute(path: Path) -> str:
+    if path.is_symlink() and not path.exists():
+        # Resolved, a dangling link would name its missing target instead of itself.
+        return os.path.abspath(path)
     try:
         return str(path.resolve())
     except (OSError, RuntimeError):
@@ -177,7 +224,7 @@ def make_executor(name: str, store: Store, *, ray_address: str | None = None, pr
 
 
 def run_build(
-    source: str | Path,
+    source: str | Path | Sequence[str | Path],
     out: str | Path,
     config: Config,
     *,
@@ -191,6 +238,9 @@ def run_build(
     staging: str | Path | None = None,
 ) -> BuildResult:
     """Build (or resume) a dataset from videos into ``out``; export after the last stage.
+
+    ``source`` is one input or several, each a video file, a folder or a list file (see
+    :func:`discover_videos`).
 
     ``out`` is a folder, a ``file://`` URL or an object-store URL (``s3://``, ``gs://``,
     ``memory://``): the latter is built in a local staging folder (filled from the URL first when

@@ -54,13 +54,12 @@ class SampleFrames(Stage):
         }
 
     def process_item(self, item: Item) -> list[Item]:
-        from ..video import AdaptiveSampler, probe, sample_frames
+        from ..video import AdaptiveSampler, path_problem, probe, sample_frames
 
         video = item["video"]
-        if not Path(video).is_file():
-            what = "a symbolic link that leads nowhere (dangling or a loop)" if Path(video).is_symlink() else \
-                "not a regular file" if Path(video).exists() else "no such file"
-            return [failed(item, "missing_video", f"{video}: {what}")]
+        problem = path_problem(video)
+        if problem is not None:
+            return [failed(item, "missing_video", f"{video}: {problem}")]
         sampler = AdaptiveSampler(self.static_fps, self.dynamic_fps, self.motion_threshold)
         folder = Path("frames") / safe_name(item["id"])
         try:

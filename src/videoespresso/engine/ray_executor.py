@@ -30,7 +30,10 @@ import json
 import logging
 import os
 import pickle
+import re
 import shutil
+import signal
+import socket
 import tempfile
 import time
 import warnings
@@ -52,6 +55,91 @@ FORWARDED_ENV = (
 #: CPUs one actor asks for at most on a Ray this executor starts itself: an actor holding a
 #: whole CPU of a small machine starves Ray Data's other tasks and the job hangs.
 LOCAL_ACTOR_CPUS = 0.5
+
+
+#: A local Ray this executor starts keeps its files in ``<tmp>/ve-ray-XXXX``, with an owner
+#: file naming the driver process.
+TEMP_PREFIX = "ve-ray-"
+OWNER_FILE = "ve-owner.json"
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot), which tells a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # the command name (field 2) may hold spaces and parentheses: split after its last ")"
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _write_owner(folder: str) -> None:
+    with open(os.path.join(folder, OWNER_FILE), "w", encoding="utf-8") as f:
+        json.dump({"pid": os.getpid(), "start": _start_ticks(os.getpid()), "host": socket.gethostname()}, f)
+
+
+def _owner_alive(owner: dict[str, Any]) -> bool:
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or owner.get("host") != socket.gethostname():
+        # not provably dead: a pid of another host (a container sharing /tmp) says nothing here
+        return True
+    ticks = _start_ticks(pid)
+    return ticks is not None and (owner.get("start") is None or ticks == owner.get("start"))
+
+
+def _processes_using(folder: str) -> list[int]:
+    """Pids of this user's processes whose command line names ``folder`` (Ray's agents carry
+    their session folder in their arguments)."""
+    pattern = re.compile(re.escape(folder.encode()) + rb"(?=/|\x00|$)")
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != os.getuid():
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if pattern.search(cmdline):
+            found.append(int(entry))
+    return found
+
+
+def reap_stale_ray_dirs(root: str) -> list[str]:
+    """Remove the private Ray folders under ``root`` whose driver died (``kill -9`` leaves the
+    Ray agents running and the folder behind), after killing the processes that still use them.
+
+    Only folders this executor made (the ``ve-ray-`` prefix, this user's, with an owner file)
+    whose owner process on this host is gone are touched; a folder without an owner file (made
+    by an older version) is left alone.
+    Returns the folders removed.
+    """
+    reaped = []
+    try:
+        names = [n for n in os.listdir(root) if n.startswith(TEMP_PREFIX)]
+    except OSError:
+        return reaped
+    for name in names:
+        folder = os.path.join(root, name)
+        try:
+            if os.path.islink(folder) or not os.path.isdir(folder) or os.stat(folder).st_uid != os.getuid():
+                continue
+            with open(os.path.join(folder, OWNER_FILE), encoding="utf-8") as f:
+                owner = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(owner, dict) or _owner_alive(owner):
+            continue
+        for pid in _processes_using(folder):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        shutil.rmtree(folder, ignore_errors=True)
+        reaped.append(folder)
+    return reaped
 
 
 def _import_ray() -> Any:
@@ -168,7 +256,10 @@ class RayExecutor(LocalExecutor):
             # socket paths are limited to about 100 characters).
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            self._temp_dir = tempfile.mkdtemp(prefix="ve-ray-", dir=os.environ.get("VIDEOESPRESSO_RAY_TMPDIR", "/tmp"))
+            tmp_root = os.environ.get("VIDEOESPRESSO_RAY_TMPDIR", "/tmp")
+            reap_stale_ray_dirs(tmp_root)
+            self._temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=tmp_root)
+            _write_owner(self._temp_dir)
             ray.init(
                 address="local", num_cpus=self.num_cpus or os.cpu_count() or 1, num_gpus=None,
                 include_dashboard=False, _temp_dir=self._temp_dir, _node_ip_address="127.0.0.1",

@@ -252,7 +252,7 @@ def export_build(build: str | Path, out: str | Path, fmt: str = "arrow") -> tupl
     """A build folder's ``dataset.jsonl`` (+ core-frame images) as an HF folder.
 
     Returns the folder, rows per split and the problems met (missing frame images)."""
-    from .jsonl import read_jsonl
+    from .dataset import iter_dataset
 
     build = Path(build)
     source = build / "dataset.jsonl"
@@ -260,12 +260,14 @@ def export_build(build: str | Path, out: str | Path, fmt: str = "arrow") -> tupl
         raise FormatError(f"{build}: no dataset.jsonl (not a build folder, or the build has not exported yet)")
     problems: list[str] = []
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
-    for line, record, error in read_jsonl(source):
+    for line, record, error in iter_dataset(source):
         if error is not None:
             problems.append(f"{source}:{line}: {error}; line skipped")
             continue
         row = build_record_to_row(record, build, problems)
         splits.setdefault(row["split"], []).append(row)
+    if not any(splits.values()) and problems:
+        raise FormatError(f"{source}: nothing to export (no valid item; {len(problems)} skipped, the first: {problems[0]})")
     write_folder("build", splits, out, fmt)
     return Path(out), {k: len(v) for k, v in splits.items()}, problems
 

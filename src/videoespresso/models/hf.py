@@ -97,6 +97,11 @@ def _load_config(name: str, spec: str, trust_remote_code: bool, revision: str | 
     if _is_local(name):
         path = Path(name).expanduser()
         if not path.is_dir():
+            if os.path.lexists(path):
+                # A weights file, a GGUF file, a dangling link: say what it is, not that it is missing.
+                what = "a file" if path.is_file() else "not a folder"
+                raise CheckpointNotFoundError(f"{spec}: {path} is {what}, not a checkpoint folder (a folder with "
+                                              "config.json and the weights)")
             raise CheckpointNotFoundError(f"{spec}: local checkpoint folder {path} does not exist")
         if gguf_file:
             if not (path / gguf_file).is_file():
@@ -191,6 +196,9 @@ def load_hf(
         raise SpecError(f"{spec}: an hf checkpoint is one of {', '.join(KINDS)}, not {kind!r}")
     from transformers.utils import logging as hf_logging
 
+    from .threads import fit_torch_threads
+
+    fit_torch_threads()
     # transformers draws a per-load weight progress bar; our commands report progress themselves
     hf_logging.disable_progress_bar()
     config = _load_config(name_or_path, spec, trust_remote_code, options.get("revision"), options.get("gguf_file"))

@@ -241,7 +241,7 @@ def examples_from_build(
     build's input folder, needed for ``media="video"`` and ``context_frames`` only; context frame
     images go under ``context_dir``). Returns the examples and one line per item skipped, with the
     reason."""
-    from ..formats.jsonl import read_jsonl
+    from ..formats.dataset import iter_dataset
 
     _check_stage_options(media, context_frames, context_dir, evidence_tags)
 
@@ -256,7 +256,7 @@ def examples_from_build(
     if "selector" in targets and not groups:
         problems.append(f"{build}: no caption groups in store.sqlite; selector examples skipped")
     examples: list[SFTExample] = []
-    for line, record, error in read_jsonl(source_file):
+    for line, record, error in iter_dataset(source_file):
         if error is not None:
             problems.append(f"{source_file}:{line}: {error}; skipped")
             continue

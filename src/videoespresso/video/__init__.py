@@ -20,6 +20,7 @@ from .errors import (
     VideoNotFoundError,
     VideoTimeoutError,
 )
+from ._media import check_file, path_problem
 from .frames_io import SIDECAR, frame_filename, load_frames_json, parse_frame_filename, sample_frames, write_frames
 from .motion import DEFAULT_THRESHOLD
 from .probe import probe
@@ -53,10 +54,12 @@ __all__ = [
     "VideoNotFoundError",
     "VideoReader",
     "VideoTimeoutError",
+    "check_file",
     "frame_filename",
     "load_frames_json",
     "parse_frame_filename",
     "parse_sampler",
+    "path_problem",
     "probe",
     "sample_frames",
     "uniform_indices",

@@ -3,7 +3,9 @@ errors into typed ones, and a deadline that bounds the time spent on one file.""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,25 +32,45 @@ IO_TIMEOUT_S = 30.0
 def check_file(path: str | os.PathLike[str]) -> Path:
     """Fail early, and clearly, on paths FFmpeg would report confusingly."""
     p = Path(path)
-    try:
-        return _check_file(p)
-    except PermissionError:
-        # A folder on the way that the user may not enter (pathlib raises instead of saying False).
-        raise VideoNotFoundError(f"video {p}: permission denied") from None
-
-
-def _check_file(p: Path) -> Path:
-    if not p.exists():
-        if p.is_symlink():
-            raise VideoNotFoundError(f"video {p}: a symbolic link that leads nowhere (dangling or a loop)")
-        raise VideoNotFoundError(f"video {p}: no such file")
-    if not p.is_file():
-        raise VideoNotFoundError(f"video {p}: not a regular file")
-    if not os.access(p, os.R_OK):
-        raise VideoNotFoundError(f"video {p}: permission denied (the file is not readable)")
+    problem = path_problem(p)
+    if problem is not None:
+        raise VideoNotFoundError(f"video {p}: {problem}")
     if p.stat().st_size == 0:
         raise EmptyVideoError(f"video {p}: the file is empty (0 bytes)")
     return p
+
+
+#: What a path is when it is not a regular file, by ``stat`` mode test.
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def path_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be read as a file, in words; None for a readable regular file.
+
+    Stats without opening: opening a FIFO would block until a writer comes.
+    """
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except PermissionError:
+        # A folder on the way that the user may not enter.
+        return "permission denied"
+    except FileNotFoundError:
+        return "a symbolic link that leads nowhere (dangling or a loop)" if p.is_symlink() else "no such file"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link that leads nowhere (dangling or a loop)"
+        return exc.strerror or str(exc)
+    if stat.S_ISREG(mode):
+        return None if os.access(p, os.R_OK) else "permission denied (the file is not readable)"
+    kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+    return f"not a regular file but {kind}"
 
 
 class Deadline:

@@ -94,10 +94,9 @@ def aggregate_task_mean(items: Sequence[dict[str, Any]]) -> float:
 # --------------------------------------------------------------------------- the task folder
 
 
-def _doc(item: BenchItem, video_root: Path) -> dict[str, Any]:
-    video = Path(item.video_path)
+def _doc(item: BenchItem, video: Path) -> dict[str, Any]:
     return {
-        "id": item.id, "video_path": str(video if video.is_absolute() else (video_root / video).resolve()),
+        "id": item.id, "video_path": str(video),
         "question": item.question, "options": list(item.options), "correct_answer": item.correct_answer,
         "answer": item.answer, "evidence": item.evidence, "task": item.task,
     }
@@ -153,18 +152,28 @@ from videoespresso.integrations.lmms_eval.task import (  # noqa: F401
 
 def write_task(
     items: Sequence[BenchItem], video_root: str | Path, out: str | Path, *, max_new_tokens: int = 512
-) -> tuple[Path, list[str]]:
-    """Write the task folder for ``items``; returns the folder and one line per item whose video
-    is missing (kept: lmms-eval's model reports the failure for that item)."""
+) -> tuple[Path, list[str], int]:
+    """Write the task folder for ``items``; returns the folder, one line per item whose video is
+    missing (kept: lmms-eval's model reports the failure for that item) or outside ``video_root``
+    (left out, as ``eval`` refuses it), and how many were left out."""
+    from ...bench.run import resolve_video
+    from ...errors import UserError
     from ...formats.jsonl import write_jsonl_atomic, write_text_atomic
 
     out = Path(out).resolve()
-    root = Path(video_root).resolve()
-    docs = [_doc(i, root) for i in items]
-    problems = [f"item {d['id']}: video {d['video_path']} not found" for d in docs if not Path(d["video_path"]).is_file()]
+    docs, problems = [], []
+    for item in items:
+        try:
+            video = resolve_video(item, Path(video_root))
+        except UserError as exc:
+            problems.append(f"item {item.id}: {exc} (left out of the task)")
+            continue
+        if not video.is_file():
+            problems.append(f"item {item.id}: video {video} not found")
+        docs.append(_doc(item, video))
     data = out / f"{TASK_NAME}.jsonl"
     write_jsonl_atomic(data, docs)
-    tasks = sorted({i.task for i in items}, key=lambda t: task_metric(t))
+    tasks = sorted({d["task"] for d in docs}, key=lambda t: task_metric(t))
     write_text_atomic(out / f"{TASK_NAME}.yaml", task_yaml(data, tasks, max_new_tokens))
     write_text_atomic(out / "utils.py", UTILS)
-    return out, problems
+    return out, problems, len(items) - len(docs)
