@@ -140,21 +140,24 @@ class ClassicalGrounder:
     def __init__(self, spec: str = "segment") -> None:
         self.spec = spec
 
-    def detect(self, image: Any, phrase: str) -> list[Detection]:
-        """Every detection of ``phrase`` in ``image``, best first."""
-        query = parse_phrase(phrase)
-        if query.named == 0:
-            return []
+    def detect(self, image: Any, phrases: Sequence[str]) -> list[list[Detection]]:
+        """Every detection of each phrase in ``image``, best first (the image is segmented once)."""
         arr = vision.as_array(image)
         h, w = arr.shape[:2]
         v = vision.view(arr)
-        found: list[tuple[float, tuple[int, int, int, int]]] = []
-        if v.plain:
-            found = [(blob_score(b, query), b.box) for b in v.objects]
-        elif query.colour is not None and query.named == 1:
-            found = [(min(1.0, 0.4 + share), box) for box, share in _colour_regions(arr, query.colour)]
-        found = sorted((f for f in found if f[0] > 0), key=lambda f: -f[0])
-        return [Detection(phrase=phrase, box=_norm_box(box, w, h), score=score) for score, box in found]
+        out = []
+        for phrase in phrases:
+            query = parse_phrase(phrase)
+            found: list[tuple[float, tuple[int, int, int, int]]] = []
+            if query.named == 0:
+                pass
+            elif v.plain:
+                found = [(blob_score(b, query), b.box) for b in v.objects]
+            elif query.colour is not None and query.named == 1:
+                found = [(min(1.0, 0.4 + share), box) for box, share in _colour_regions(arr, query.colour)]
+            found = sorted((f for f in found if f[0] > 0), key=lambda f: -f[0])
+            out.append([Detection(phrase=phrase, box=_norm_box(box, w, h), score=score) for score, box in found])
+        return out
 
     def ground(
         self,
@@ -166,7 +169,7 @@ class ClassicalGrounder:
         if len(images) != len(phrases):
             raise ValueError(f"{len(images)} images but {len(phrases)} phrase lists")
         return [
-            [d for phrase in group for d in self.detect(image, phrase) if d.score >= box_threshold]
+            [d for found in self.detect(image, group) for d in found if d.score >= box_threshold]
             for image, group in zip(images, phrases)
         ]
 

@@ -295,13 +295,12 @@ def change(this: object, nxt: object, a: FrameView | None = None, b: FrameView |
     a = a or view(arr0)
     b = b or view(arr1)
     g0, g1 = _small_gray(arr0), _small_gray(arr1)
-    cut = False
-    if g0.shape == g1.shape:
-        # A cut changes most of the picture at once: a new background, or most pixels moving
-        # far in brightness without the picture merely shifting.
-        far = (np.abs(g0 - g1) > 40).mean()
-        cut = (a.plain and b.plain and a.background != b.background) or (not (a.plain and b.plain) and far > 0.5
-                and abs(float(g1.mean() - g0.mean())) < 0.5 * float(np.abs(g0 - g1).mean()))
+    if a.plain and b.plain:
+        cut = a.background != b.background
+    else:
+        # A cut replaces the colours of the picture at once (a pan or a moving object keeps
+        # most of them): the colour-name histograms of the two frames hardly overlap.
+        cut = _histogram_distance(arr0, arr1) > 1.0
     delta = b.brightness - a.brightness
     if cut:
         return Change(True, delta, [], [], [])
@@ -313,13 +312,35 @@ def change(this: object, nxt: object, a: FrameView | None = None, b: FrameView |
     return Change(False, delta, [], [], [], *_coarse_motion(arr0, arr1, g0, g1))
 
 
+def _histogram_distance(arr0: np.ndarray, arr1: np.ndarray) -> float:
+    """L1 distance (0-2) between the colour-name histograms of two frames."""
+    hists = []
+    for arr in (arr0, arr1):
+        small = arr[:: max(1, arr.shape[0] // 48), :: max(1, arr.shape[1] // 64)]
+        labels = colour_labels(small).ravel()
+        hists.append(np.bincount(labels, minlength=len(COLOURS)) / labels.size)
+    return float(np.abs(hists[0] - hists[1]).sum())
+
+
+def _shifted_cost(g0: np.ndarray, g1: np.ndarray, dx: int, dy: int) -> float:
+    """Mean absolute difference where ``g0`` moved by ``(dx, dy)`` overlaps ``g1``."""
+    h, w = g0.shape
+    if abs(dx) >= w or abs(dy) >= h:
+        return float("inf")
+    a = g0[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+    b = g1[max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)]
+    return float(np.abs(a - b).mean())
+
+
 def _coarse_motion(arr0: np.ndarray, arr1: np.ndarray, g0: np.ndarray, g1: np.ndarray) -> tuple[Direction | None, tuple[str, str, Direction | None] | None]:
     if g0.shape != g1.shape:
         return None, None
     dx, dy = global_shift(g0, g1)
-    moving = np.abs(g0 - g1) > 25
-    if moving.mean() > 0.6:
+    # The whole picture shifts (a pan) when moving it by the phase-correlation peak explains
+    # most of the difference between the frames.
+    if (dx, dy) != (0, 0) and _shifted_cost(g0, g1, dx, dy) < 0.4 * _shifted_cost(g0, g1, 0, 0):
         return direction_of(dx, dy, 1.0), None
+    moving = np.abs(g0 - g1) > 25
     labels, count = label_components(moving)
     if count == 0:
         return None, None
@@ -337,8 +358,9 @@ def _coarse_motion(arr0: np.ndarray, arr1: np.ndarray, g0: np.ndarray, g1: np.nd
     # Where the region's content goes: the shift that best maps its box in g0 onto g1.
     best, best_cost, zero_cost = None, np.inf, np.inf
     patch = g0[y0:y1, x0:x1]
-    for sy in range(-4, 5):
-        for sx in range(-4, 5):
+    reach = max(4, g0.shape[1] // 5)
+    for sy in range(-reach, reach + 1):
+        for sx in range(-reach, reach + 1):
             ty0, tx0 = y0 + sy, x0 + sx
             if ty0 < 0 or tx0 < 0 or ty0 + patch.shape[0] > g1.shape[0] or tx0 + patch.shape[1] > g1.shape[1]:
                 continue
