@@ -20,6 +20,9 @@ Specs:
     classical vision from the pixels (no weights): a captioner that writes only what it measures,
     and a grounder/scorer for objects named by colour and shape (see
     :mod:`videoespresso.models.classical`); ``describe:`` and ``segment:`` are the same specs;
+``socratic:<llm spec>``
+    a VLM made of the ``describe`` captioner and a text LLM that reads its captions
+    (:mod:`videoespresso.models.socratic`), e.g. ``socratic:smollm2``;
 ``tiny:<arch>``
     a random-weight checkpoint of a real architecture, built once into the cache folder and then
     loaded through the ``hf:`` path (see :mod:`videoespresso.models.tiny`).
@@ -35,7 +38,7 @@ from typing import Any, Literal
 from ..errors import SpecError
 
 Kind = Literal["vlm", "chat", "embedder", "grounder", "scorer"]
-SCHEMES = ("hf", "openai", "st", "minilm", "smollm2", "tiny")
+SCHEMES = ("hf", "openai", "st", "minilm", "smollm2", "tiny", "socratic")
 CLASSICAL = ("describe", "segment")
 
 _OPENAI_RE = re.compile(r"^(?P<model>.+?)@(?P<url>https?://\S+)$")
@@ -88,7 +91,7 @@ def parse_spec(spec: str) -> ModelSpec:
 def _forms() -> str:
     return (
         "hf:<repo-or-path>, openai:<model>[@<base_url>], st:<model>, minilm, smollm2, describe, "
-        "segment, tiny:<arch>"
+        "segment, socratic:<llm spec>, tiny:<arch>"
     )
 
 
@@ -195,6 +198,14 @@ def _build(parsed: ModelSpec, *, kind: Kind | None, **options: Any) -> Any:
         from .classical import load_classical
 
         return load_classical(str(parsed), kind)
+    if parsed.scheme == "socratic":
+        if kind not in (None, "vlm", "chat"):
+            raise SpecError(f"{parsed}: a socratic model is a vlm, not {kind!r}")
+        from .classical import load_classical
+        from .socratic import SocraticModel
+
+        llm = load_model(parsed.name, kind="chat", **options)
+        return SocraticModel(load_classical("describe"), llm, spec=str(parsed))
     if parsed.scheme == "openai":
         if kind not in (None, "vlm", "chat"):
             raise SpecError(f"{parsed}: an openai endpoint serves chat/vlm models, not {kind!r}")
