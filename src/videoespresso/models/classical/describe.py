@@ -102,15 +102,12 @@ def caption(facts: FrameFacts) -> str:
             parts += [f"{_article(b.name)} has appeared" for b in behind.new]
             parts += [f"{_article(b.name)} has left" for b in behind.gone]
             parts += [f"the {p.name} has turned {q.colour}" for p, q, _ in behind.moved if p.colour != q.colour]
-    else:
-        for change in (ahead,):
-            if change is None or change.cut:
-                continue
-            if change.shift is not None:
-                parts.append(f"the picture shifts {change.shift}")
-            elif change.region is not None:
-                colour, size, direction = change.region
-                parts.append(f"{_article(size + ' ' + colour + ' region')} " + (f"moves {direction}" if direction else "changes"))
+    elif ahead is not None and not ahead.cut:
+        if ahead.shift is not None:
+            parts.append(f"the picture shifts {ahead.shift}")
+        elif ahead.region is not None:
+            colour, size, direction = ahead.region
+            parts.append(f"{_article(size + ' ' + colour + ' region')} " + (f"moves {direction}" if direction else "changes"))
     for change, when in ((behind, "has got"), (ahead, "is getting")):
         if change is not None and not change.cut and abs(change.brightness_delta) >= 12:
             parts.append(f"the scene {when} {'brighter' if change.brightness_delta > 0 else 'darker'}")
