@@ -206,3 +206,18 @@ def test_the_fact_checker_catches_false_captions(scenes):
 
     tally = check_frames(scene_b, idx, describe_frames([frames_a[i] for i in idx]))
     assert tally.accuracy < 0.5 and tally.mistakes
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_connected_components_match_scipy(seed):
+    ndimage = pytest.importorskip("scipy.ndimage")
+    from videoespresso.models.classical.vision import label_components
+
+    mask = np.random.default_rng(seed).random((37, 53)) > 0.55
+    ours, count = label_components(mask)
+    theirs, expected = ndimage.label(mask)
+    assert count == expected
+    assert ((ours > 0) == mask).all()
+    # Same partition: each of our labels maps to exactly one of theirs and back.
+    pairs = {(a, b) for a, b in zip(ours[mask].ravel(), theirs[mask].ravel())}
+    assert len(pairs) == count == len({a for a, _ in pairs}) == len({b for _, b in pairs})
