@@ -60,6 +60,7 @@ from . import export_cmd as _export_cmd  # noqa: E402,F401
 from . import train_cmd as _train_cmd  # noqa: E402,F401
 from . import lmms_cmd as _lmms_cmd  # noqa: E402,F401
 from . import stats_cmd as _stats_cmd  # noqa: E402,F401
+from . import synth_cmd as _synth_cmd  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

