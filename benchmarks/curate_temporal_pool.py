@@ -43,7 +43,7 @@ class CountingEmbedder:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="build folder (reused: a rerun resumes)")
+    parser.add_argument("--out", type=Path, required=True, help="build folder; its videos go next to it (a rerun resumes)")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--cache", type=Path, help="response cache file shared between runs")
     args = parser.parse_args()
@@ -58,7 +58,7 @@ def main() -> None:
     videos = args.out.parent / "videos"
     video = videos / "long.mp4"
     if not video.exists():
-        # alternating still and moving minutes, 3 frames a second: every frame is sampled
+        # still, moving, still, moving (a quarter each) at 3 frames a second: every frame is sampled
         half = args.minutes * 30.0
         segments = [StaticShot(half / 2), MovingShapes(half / 2), StaticShot(half / 2, seed=5), MovingShapes(half / 2)]
         make_video(video, segments, fps=3.0, size=(64, 48))

@@ -72,7 +72,7 @@ class GroupCaptions(Stage):
         frames = [every[p] for p in kept]
         captions = [item["captions"][p] for p in kept]
         return [
-            GroupItem(
+            self.output_record(
                 id=f"{item['id']}#g{g:03d}", source=item["id"], video_id=item["id"], video=item["video"],
                 video_path=item.get("video_path", item["video"]), duration_s=item["info"]["duration_s"],
                 group=g, frames=frames[start:end], captions=captions[start:end], pool=pool,

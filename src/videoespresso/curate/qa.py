@@ -37,7 +37,7 @@ class GenerateQA(JsonStage):
         groups: list[GroupItem] = []
         for item in batch:
             try:
-                groups.append(GroupItem.model_validate(item))
+                groups.append(self.input_record.model_validate(item))
             except ValidationError as exc:
                 out.append(failed(item, "bad_item", f"qa for {item.get('id')}: not a caption group: "
                                   f"{_first_error(exc)}"))
@@ -61,7 +61,7 @@ class GenerateQA(JsonStage):
                 continue
             for k, pair in enumerate(reply.value.pairs):
                 positions, invalid = pick_numbered(pair.frames, len(group.frames))
-                qa_item = QAItem(
+                qa_item = self.output_record(
                     **{**group.model_dump(), "id": f"{group.id}/q{k}", "source": group.id},
                     question=pair.question.strip(), answer=pair.answer.strip(), task=pair.task,
                     qa_frames=[group.frames[p] for p in positions] or list(group.frames),
