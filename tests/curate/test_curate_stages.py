@@ -110,7 +110,7 @@ def test_qa_writes_typed_items_that_carry_the_pool_reference(tmp_path):
     out = stage.process([*groups, broken])
     by_id = {o["id"]: o for o in out}
     assert sorted(by_id) == ["a.mp4#g000/q0", "a.mp4#g000/q1", "a.mp4#g001/q0", "a.mp4#g001/q1", "broken#g000"]
-    assert "not a caption group" in by_id["broken#g000"]["_failure"]["detail"]
+    assert "not a caption group, it does not match the schema: pool" in by_id["broken#g000"]["_failure"]["detail"]
     assert by_id["broken#g000"]["_failure"]["reason"] == "bad_item"
     first = QAItem.model_validate(by_id["a.mp4#g000/q0"])
     assert first.source == "a.mp4#g000" and first.pool == PoolRef.model_validate(groups[0]["pool"])
@@ -191,7 +191,7 @@ def test_an_older_build_folder_gets_a_message_not_an_empty_export(tmp_path):
         key = ResultKey("group", "1", "", "p", "i")
         store.put_many([(key, StoredResult(key.key, "group", "a.mp4", "ok", [{"id": "a.mp4#g000"}]))])
     (out / "dataset.jsonl").write_text("{}\n")
-    with pytest.raises(UserError, match=r"made by an older videoespresso: stage 4 \(group\) is stored at "
+    with pytest.raises(UserError, match=r"made by another version of videoespresso: stage 4 \(group\) is stored at "
                                         r"version 1, this version writes 2.*--stages 4-10"):
         run_build(videos, out, load_config("tiny"), stages="5-10", progress=False)
     assert (out / "dataset.jsonl").read_text() == "{}\n"

@@ -252,16 +252,16 @@ def run_build(
 def refuse_stale_replay(store: Store, replayed: list[Stage], folder: Path, stages: str | None) -> None:
     """Refuse a run that starts after a stage whose stored rows are all of another version.
 
-    A stage replayed from the store finds nothing under its new version, so the run would go on
-    with no items and export an empty dataset over the folder's files; an older build folder
-    has to be rebuilt from that stage instead.
+    A stage replayed from the store finds nothing under its current version, so the run would go
+    on with no items and export an empty dataset over the folder's files; a build folder of
+    another version has to be rebuilt from that stage instead.
     """
     stored = store.versions()
     for number, stage in enumerate(replayed, start=1):
         versions = stored.get(stage.name, set())
         if versions and stage.version not in versions:
             raise UserError(
-                f"{folder}: this build folder was made by an older videoespresso: stage {number} "
+                f"{folder}: this build folder was made by another version of videoespresso: stage {number} "
                 f"({stage.name}) is stored at version {', '.join(sorted(versions))}, this version writes "
                 f"{stage.version}; --stages {stages} would find none of its results. Rerun from stage "
                 f"{number} (--stages {number}-{len(STAGE_NAMES)}) or build into a new folder"

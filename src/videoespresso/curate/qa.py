@@ -10,6 +10,7 @@ from ..engine import Item, failed, warn
 from ..models.protocols import user
 from ..schema import TASK_NAMES, GroupItem, QAItem
 from ._common import JsonStage, numbered_captions, pick_numbered
+from ._json import _short
 from .schemas import qa_schema
 
 PROMPT = "curate/qa"
@@ -39,8 +40,7 @@ class GenerateQA(JsonStage):
             try:
                 groups.append(self.input_record.model_validate(item))
             except ValidationError as exc:
-                out.append(failed(item, "bad_item", f"qa for {item.get('id')}: not a caption group: "
-                                  f"{_first_error(exc)}"))
+                out.append(failed(item, "bad_item", f"qa for {item.get('id')}: not a caption group, it {_short(exc)}"))
         prompt = self.prompt(PROMPT)
         conversations = [
             [user(prompt.render(
@@ -73,8 +73,3 @@ class GenerateQA(JsonStage):
                     warn(qa_item, self.name, "no_valid_frames", "used every frame of the group")
                 out.append(qa_item)
         return out
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in err['loc']) or 'item'}: {err['msg']}"
