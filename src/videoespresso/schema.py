@@ -247,6 +247,69 @@ class CoTAnnotation(Record):
     evidence: str = ""
 
 
+# --------------------------------------------------------------------------- build stages
+
+
+class PoolRef(Record):
+    """Where a video's :class:`VideoPool` lies: a file under the build root named by its sha.
+
+    Items carry this reference instead of the pool itself, so a 10-minute video's frames and
+    captions are stored once, not once per group and QA item; the sha is part of every item that
+    refers to it, so a changed pool still changes the store keys of everything downstream.
+    """
+
+    path: str
+    sha: str
+    frames: int = Field(ge=0)
+
+
+class VideoPool(Record):
+    """Every sampled frame of one video with its caption: the pool temporal grounding retrieves
+    from (stage 4 writes it, stage 9 reads it)."""
+
+    video_id: str
+    frames: list[FrameRef]
+    captions: list[str]
+
+    @model_validator(mode="after")
+    def _aligned(self) -> "VideoPool":
+        if len(self.frames) != len(self.captions):
+            raise ValueError(f"{len(self.frames)} frames but {len(self.captions)} captions")
+        return self
+
+
+class GroupItem(Record):
+    """Stage 4's output: consecutive kept frames of one video with their captions."""
+
+    id: str
+    source: str = Field(alias="_from")
+    video_id: str
+    video: str
+    video_path: str
+    duration_s: float | None = None
+    group: int = Field(ge=0)
+    frames: list[FrameRef]
+    captions: list[str]
+    pool: PoolRef
+    warnings: list[dict[str, Any]] = Field(default_factory=list, alias="_warnings")
+    provenance: dict[str, str] = Field(default_factory=dict, alias="_prov")
+
+    def item(self) -> dict[str, Any]:
+        """The engine's item form (JSON, the underscore keys the executor reads)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class QAItem(GroupItem):
+    """Stage 5's output: one question-answer pair written from a group."""
+
+    question: str
+    answer: str
+    task: str
+    #: The frames the answer relies on (the whole group when the model named none that exist).
+    qa_frames: list[FrameRef]
+    qa_model: str
+
+
 # --------------------------------------------------------------------------- selection
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 from ..engine import Item, Resources, Stage, dropped
-from ..engine.stage import FROM, WARNINGS
+from ..engine.stage import WARNINGS
+from ..engine.storage import as_root
+from ..schema import FrameRef, GroupItem, VideoPool
+from .pool import write_pool
 
 
 def group_spans(n: int, size: int, overlap: int, min_size: int) -> list[tuple[int, int]]:
@@ -30,11 +34,24 @@ def group_spans(n: int, size: int, overlap: int, min_size: int) -> list[tuple[in
 
 
 class GroupCaptions(Stage):
-    name = "group"
-    version = "1"
+    """A captioned, deduplicated video -> :class:`~videoespresso.schema.GroupItem` records.
 
-    def __init__(self, size: int = 15, overlap: int = 0, min_frames: int = 2, resources: Resources | None = None) -> None:
+    The video's whole caption pool (every sampled frame and its caption) is written once, to a
+    file under the build root (:mod:`.pool`); each group refers to it by sha instead of
+    carrying a copy.
+    """
+
+    name = "group"
+    #: 2: the pool is referenced (``pool``), no longer copied into ``all_frames``/``all_captions``.
+    version = "2"
+    output_record: ClassVar[type[GroupItem]] = GroupItem
+
+    def __init__(
+        self, root: Path | str, size: int = 15, overlap: int = 0, min_frames: int = 2,
+        resources: Resources | None = None,
+    ) -> None:
         super().__init__(resources or Resources(batch_size=64))
+        self.root = as_root(root)
         if overlap >= size:
             raise ValueError(f"group overlap ({overlap}) must be smaller than the group size ({size})")
         self.size, self.overlap, self.min_frames = size, overlap, min_frames
@@ -50,22 +67,16 @@ class GroupCaptions(Stage):
                 f"{item['video']}: {len(kept)} distinct frame(s) after redundancy removal, "
                 f"a question needs at least {self.min_frames}",
             )]
-        frames = [item["frames"][p] for p in kept]
+        every = [FrameRef.model_validate(f) for f in item["frames"]]
+        pool = write_pool(self.root, VideoPool(video_id=item["id"], frames=every, captions=item["captions"]))
+        frames = [every[p] for p in kept]
         captions = [item["captions"][p] for p in kept]
-        out: list[Item] = []
-        for g, (start, end) in enumerate(group_spans(len(kept), self.size, self.overlap, self.min_frames)):
-            out.append({
-                "id": f"{item['id']}#g{g:03d}",
-                FROM: item["id"],
-                "video_id": item["id"],
-                "video": item["video"],
-                "video_path": item.get("video_path", item["video"]),
-                "duration_s": item["info"]["duration_s"],
-                "group": g,
-                "frames": frames[start:end],
-                "captions": captions[start:end],
-                "all_frames": item["frames"],
-                "all_captions": item["captions"],
-                WARNINGS: list(item.get(WARNINGS, [])),
-            })
-        return out
+        return [
+            self.output_record(
+                id=f"{item['id']}#g{g:03d}", source=item["id"], video_id=item["id"], video=item["video"],
+                video_path=item.get("video_path", item["video"]), duration_s=item["info"]["duration_s"],
+                group=g, frames=frames[start:end], captions=captions[start:end], pool=pool,
+                warnings=list(item.get(WARNINGS, [])),
+            ).item()
+            for g, (start, end) in enumerate(group_spans(len(kept), self.size, self.overlap, self.min_frames))
+        ]

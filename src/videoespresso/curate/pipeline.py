@@ -60,14 +60,14 @@ def build_stages(config: Config, root: Path, pool: ModelPool) -> list[Stage]:
         CaptionFrames(root, pool, models.captioner, config.generation, frames_per_call=cur.batch_size,
                       prompt_files=cur.prompt_files),
         RemoveRedundant(pool, models.embedder, cur.redundancy_tau),
-        GroupCaptions(cur.group_size, cur.group_overlap, cur.min_frames),
+        GroupCaptions(root, cur.group_size, cur.group_overlap, cur.min_frames),
         GenerateQA(pool, models.llm, pairs_per_group=cur.qa_per_group, resources=llm_resources, **json_kwargs),
         QualityFilter(pool, judges=models.judges, vote=cur.judge_vote, resources=llm_resources, **json_kwargs),
         AnnotateCoT(pool, models.llm, max_objects=cur.max_key_objects, max_core_frames=cur.max_core_frames,
                     resources=llm_resources, **json_kwargs),
         GroundObjects(root, pool, models.grounder, models.scorer, cur.box_threshold, cur.text_threshold,
                       cur.clip_threshold, cur.max_boxes_per_object),
-        GroundInTime(pool, models.embedder),
+        GroundInTime(root, pool, models.embedder),
         WriteDistractors(pool, models.llm, temperature=cur.distractor_temperature, seed=cur.test_options_seed,
                          resources=llm_resources, **json_kwargs),
     ]
@@ -278,6 +278,7 @@ def run_build(
                 raise UserError(f"--out {url}: cannot read the published build: {exc}") from None
         try:
             with Store(store_path) as store:
+                refuse_stale_replay(store, stage_list[: first - 1], out, stages)
                 runner = make_executor(executor, store, ray_address=ray_address, progress=progress, console=console)
                 try:
                     result = runner.run(stage_list, items, replay_only={s.name for s in stage_list[: first - 1]})
@@ -298,6 +299,25 @@ def run_build(
                        startup_seconds=startup)
 
 
+def refuse_stale_replay(store: Store, replayed: list[Stage], folder: Path, stages: str | None) -> None:
+    """Refuse a run that starts after a stage whose stored rows are all of another version.
+
+    A stage replayed from the store finds nothing under its current version, so the run would go
+    on with no items and export an empty dataset over the folder's files; a build folder of
+    another version has to be rebuilt from that stage instead.
+    """
+    stored = store.versions()
+    for number, stage in enumerate(replayed, start=1):
+        versions = stored.get(stage.name, set())
+        if versions and stage.version not in versions:
+            raise UserError(
+                f"{folder}: this build folder was made by another version of videoespresso: stage {number} "
+                f"({stage.name}) is stored at version {', '.join(sorted(versions))}, this version writes "
+                f"{stage.version}; --stages {stages} would find none of its results. Rerun from stage "
+                f"{number} (--stages {number}-{len(STAGE_NAMES)}) or build into a new folder"
+            )
+
+
 def publish(folder: Path, url: str, only: list[str] | None = None) -> None:
     """Copy a build folder (or some files of it) to an object-store URL."""
     from ..engine import storage
@@ -309,5 +329,5 @@ def publish(folder: Path, url: str, only: list[str] | None = None) -> None:
 
 
 __all__ = [
-    "BuildResult", "EXECUTORS", "make_executor", "publish", "STAGE_NAMES", "build_stages", "discover_videos", "parse_stage_range", "run_build",
+    "BuildResult", "EXECUTORS", "make_executor", "publish", "refuse_stale_replay", "STAGE_NAMES", "build_stages", "discover_videos", "parse_stage_range", "run_build",
 ]

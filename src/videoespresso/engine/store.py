@@ -172,6 +172,15 @@ class Store:
             out.setdefault(stage, {})[status] = n
         return out
 
+    def versions(self) -> dict[str, set[str]]:
+        """stage -> the stage versions that have stored rows."""
+        out: dict[str, set[str]] = {}
+        with self._lock:
+            rows = self._conn.execute("SELECT DISTINCT stage, version FROM results").fetchall()
+        for stage, version in rows:
+            out.setdefault(stage, set()).add(version)
+        return out
+
     def start_run(self) -> int:
         with self._lock:
             cur = self._conn.execute("INSERT INTO runs (started) VALUES (?)", (time.time(),))
