@@ -276,7 +276,9 @@ def make_synth_bench(
     out = Path(out)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    n_held = round(n * heldout) if n > 1 else 0
+    # Both splits hold a clip whenever there are two and the share is strictly between 0 and 1:
+    # an empty benchmark file is refused by every reader.
+    n_held = min(n - 1, max(1, round(n * heldout))) if n > 1 and 0.0 < heldout < 1.0 else round(n * heldout)
     held = set(rng.sample(range(n), n_held))
     items: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     clips: dict[str, list[str]] = {s: [] for s in SPLITS}
@@ -301,7 +303,8 @@ def make_synth_bench(
     for split in SPLITS:
         files[split] = out / f"bench_{split}.json"
         write_json_atomic(files[split], items[split], indent=2)
-        read_bench(files[split])  # what was written reads back with the project's reader
+        if items[split]:
+            read_bench(files[split])  # what was written reads back with the project's reader
     counts = {s: {k: sum(i["kind"] == k for i in items[s]) for k in KINDS} for s in SPLITS}
     return SynthBench(out, files, clips, counts)
 
