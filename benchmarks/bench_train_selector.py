@@ -1,11 +1,21 @@
 """Does `train selector` teach a real LLM to pick core frames? Held-out quality before and after.
 
 The real SmolLM2-135M-Instruct (``smollm2``) is LoRA-trained as the caption-LLM frame picker on
-the *train* split of the seeded caption sets (:mod:`videoespresso.select.caption_sets`), with
-examples rendered by the same ``select/choose`` prompt the selector uses at inference. Then the
-caption-llm selector runs over the *held-out* split with the untrained and the trained model
-(and uniform as the reference), and recall, precision and exact-set match are printed side by
-side (the table of ``bench_selection_quality.py``).
+the *train* split of ``--set`` (``easy``: :mod:`videoespresso.select.caption_sets`, split by item;
+``hard``: :mod:`videoespresso.select.hard_sets`, split by story template), with examples built by
+:func:`~videoespresso.train.examples.selector_example` (the ``select/choose`` prompt the selector
+renders, the target in the compact JSON its constrained decoder writes). Then the caption-llm
+selector runs over the *held-out* split of every ``--eval-sets`` set with the untrained and the
+trained model, with uniform, embedding and the oracle as references measured in the same run;
+one row per selector and set (``--json`` writes them). Trained rows are means over ``--seeds``
+(with the spread of recall). The items trained on and scored are written to ``--out``
+(``train_cases.jsonl``, ``heldout_<set>.jsonl``, checked for leaks before training) with each
+seed's adapter in ``--out/seed<N>/adapter`` (score it again with
+``bench_selection_quality.py --cases OUT/heldout_hard.jsonl --llm hf:OUT/seed0/adapter``).
+
+Recipe knobs: ``--train-items``, ``--epochs``, ``--lr``, ``--batch-size``, ``--lora-r`` /
+``--lora-alpha``, ``--modules all|attention``, ``--top-layers N`` (LoRA on the top N decoder
+layers only: backward then stops there, the cheap end of the sweep).
 
 Second measure: trainer overhead. The same examples and steps through our ``train_lora`` and
 through a plain loop (peft model + AdamW + the same encoded tensors, no Trainer): samples/s
@@ -15,8 +25,10 @@ torch's allocations are not Python objects, so tracemalloc misses them) is its o
 loads the model and encodes the examples, the floor both share, so the peak above it is what
 training itself costs.
 
-    python benchmarks/bench_train_selector.py                      # 300 items, 1 epoch
-    python benchmarks/bench_train_selector.py --items 120 --heldout-limit 20 --epochs 1
+    python benchmarks/bench_train_selector.py --overhead-steps 0   # easy set, ~245 items, 1 epoch
+    python benchmarks/bench_train_selector.py --set easy --train-items 96 --batch-size 4 --lr 2e-3 --top-layers 8 \
+        --heldout-limit 30 --overhead-steps 0 --out runs/sel-easy --json runs/sel-easy.json
+    python benchmarks/bench_train_selector.py --set hard --seeds 0,1,2 --heldout-limit 30 --overhead-steps 0
     python benchmarks/bench_train_selector.py --items 40 --overhead-only --overhead-steps 3
 """
 
