@@ -36,7 +36,10 @@ from videoespresso.prompts import load_prompt  # noqa: E402
 from videoespresso.schema import GenerationSettings, SFTExample, SFTMessage  # noqa: E402
 from videoespresso.select.caption_sets import make_caption_sets, read_jsonl, split, write_case_files  # noqa: E402
 from videoespresso.select.hard_sets import make_hard_sets  # noqa: E402
-from videoespresso.train.lora import TrainSettings, train_lora  # noqa: E402
+from videoespresso.train.lora import TrainSettings, lora_targets, train_lora  # noqa: E402
+
+#: Decoder layers of SmolLM2-135M (``--top-layers`` counts from the top).
+NUM_LAYERS = 30
 
 TEXT_FORM = "The evidence below was read from the video's frames."
 
@@ -122,6 +125,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3, help="higher than the paper's 1e-5: a few dozen steps")
+    parser.add_argument("--top-layers", type=int, default=0, help="LoRA on the top N decoder layers only (0: all)")
+    parser.add_argument("--no-untrained", action="store_true", help="skip scoring the untrained base (measured before)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -133,7 +138,7 @@ def main() -> None:
         sets = generated_sets([x.strip() for x in args.eval_sets.split(",") if x.strip()], items=args.items,
                               hard_items=args.hard_items, seed=args.seed, which="heldout")
     sets = [(name, items[: args.heldout_limit] if args.heldout_limit else items) for name, items in sets]
-    rows = score(args.model or "smollm2", args.model or "smollm2", sets, modes)
+    rows = [] if args.no_untrained else score(args.model or "smollm2", args.model or "smollm2", sets, modes)
     if args.model is None:
         if args.set == "easy":
             train, _ = split(make_caption_sets(args.items, args.seed))
@@ -150,7 +155,9 @@ def main() -> None:
             folder = out / f"seed{seed}"
             result = train_lora(examples(train), "smollm2", folder, target="stage2", eval_examples=examples(sets[0][1][:16]),
                                 settings=TrainSettings(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
-                                                       save_steps=10_000, seed=seed))
+                                                       save_steps=10_000, seed=seed, target_modules=lora_targets(
+                                                           "all", range(NUM_LAYERS - args.top_layers, NUM_LAYERS)
+                                                           if args.top_layers else None)))
             print(f"seed {seed}: {result.steps} steps in {result.seconds:.1f} s; loss {result.first_loss:.3f} -> "
                   f"{result.last_loss:.3f}; held-out loss {result.eval_loss_before:.3f} -> {result.eval_loss_after:.3f}")
             trained += score("trained", f"hf:{folder / 'adapter'}", sets, modes)
@@ -161,7 +168,8 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"rows": rows, "trained_on": args.set, "lr": args.lr, "epochs": args.epochs,
-                                         "batch_size": args.batch_size, "seeds": args.seeds}, indent=2) + "\n")
+                                         "batch_size": args.batch_size, "seeds": args.seeds,
+                                         "top_layers": args.top_layers}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
