@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 import tempfile
 import time
 from pathlib import Path
@@ -57,8 +58,9 @@ def examples(items) -> list[SFTExample]:
         for it in items]
 
 
-def accuracy(model, items, mode: str) -> tuple[float, float]:
-    """(accuracy, s/item) of ``model`` on ``items`` in answer ``mode`` (generate or logprob)."""
+def accuracy(model, items, mode: str) -> tuple[float, float, Counter]:
+    """(accuracy, s/item, letters answered) of ``model`` on ``items`` in answer ``mode`` (generate
+    or logprob)."""
     from videoespresso.models.protocols import user
 
     t0 = time.perf_counter()
@@ -70,7 +72,13 @@ def accuracy(model, items, mode: str) -> tuple[float, float]:
         replies = model.generate(convs, GenerationSettings(max_new_tokens=8))
         letters = [extract_answer(r.text, it.options).letter for r, it in zip(replies, items)]
     right = sum(letter == it.answer_letter for letter, it in zip(letters, items))
-    return right / len(items), (time.perf_counter() - t0) / len(items)
+    return right / len(items), (time.perf_counter() - t0) / len(items), Counter(letters)
+
+
+def majority(items) -> float:
+    """The accuracy of always answering the most frequent gold letter (a constant answer's best)."""
+    counts = Counter(it.answer_letter for it in items)
+    return round(max(counts.values()) / len(items), 4)
 
 
 def score(label: str, spec: str, sets, modes) -> list[dict]:
@@ -80,10 +88,13 @@ def score(label: str, spec: str, sets, modes) -> list[dict]:
     rows = []
     for set_name, items in sets:
         for mode in modes:
-            acc, per = accuracy(model, items, mode)
+            acc, per, letters = accuracy(model, items, mode)
             rows.append({"set": set_name, "model": label, "mode": mode, "accuracy": round(acc, 4), "items": len(items),
-                         "seeds": 1, "seconds_per_item": round(per, 3)})
-            print(f"  {label} on {set_name} ({mode}): {100 * acc:.1f} % ({per:.2f} s/item)")
+                         "seeds": 1, "seconds_per_item": round(per, 3),
+                         "letters": {k: letters[k] for k in sorted(letters, key=str)},
+                         "majority_letter": majority(items)})
+            print(f"  {label} on {set_name} ({mode}): {100 * acc:.1f} % ({per:.2f} s/item); letters answered "
+                  f"{dict(letters)}")
     return rows
 
 
@@ -102,11 +113,12 @@ def mean_seeds(rows: list[dict]) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'set':14s} {'model':28s} {'mode':9s} {'accuracy':>8s} {'(sd)':>6s} {'items':>5s} {'seeds':>5s} {'s/item':>7s}")
+    print(f"{'set':14s} {'model':28s} {'mode':9s} {'accuracy':>8s} {'(sd)':>6s} {'majority':>8s} {'items':>5s} {'seeds':>5s} "
+          f"{'s/item':>7s}  letters answered")
     for r in sorted(rows, key=lambda r: (r["set"], r["mode"])):
         sd = f"{100 * r['accuracy_sd']:.1f}" if "accuracy_sd" in r else ""
         print(f"{r['set'][:14]:14s} {r['model'][:28]:28s} {r['mode']:9s} {100 * r['accuracy']:7.1f}% {sd:>6s} "
-              f"{r['items']:5d} {r['seeds']:5d} {r['seconds_per_item']:7.2f}")
+              f"{100 * r['majority_letter']:7.1f}% {r['items']:5d} {r['seeds']:5d} {r['seconds_per_item']:7.2f}  {r['letters']}")
 
 
 def main() -> None:
@@ -164,7 +176,7 @@ def main() -> None:
         rows += mean_seeds(trained)
     print()
     print_table(rows)
-    print("\n(chance 25 %; stage 2 in text form: question + options + the gold frames' captions as evidence)")
+    print("\n(chance 25 %; majority: always the most frequent gold letter; stage 2 in text form: question + options + the gold frames' captions as evidence)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"rows": rows, "trained_on": args.set, "lr": args.lr, "epochs": args.epochs,
