@@ -99,3 +99,19 @@ def test_short_training_run_on_the_hard_format(tmp_path):
         selection = selector.select(video, item.question, candidates=refs, captions=item.captions)
         assert 1 <= len(selection.frames) <= K and selection.fallback is None
         assert {f.index for f in selection.frames} <= {r.index for r in refs}
+
+
+def test_lora_targets_name_modules_and_layers():
+    import re
+
+    from videoespresso.errors import ConfigError
+    from videoespresso.train.lora import LANGUAGE_MODEL_PROJECTIONS, lora_targets
+
+    every, attention, top = lora_targets(), lora_targets("attention"), lora_targets("all", [28, 29])
+    assert every == LANGUAGE_MODEL_PROJECTIONS
+    assert re.fullmatch(every, "model.layers.3.mlp.up_proj") and not re.fullmatch(attention, "model.layers.3.mlp.up_proj")
+    assert re.fullmatch(attention, "model.layers.3.self_attn.k_proj")
+    assert re.fullmatch(top, "model.layers.29.mlp.up_proj") and not re.fullmatch(top, "model.layers.2.mlp.up_proj")
+    assert not re.fullmatch(every, "model.vision_model.layers.1.self_attn.q_proj")
+    with pytest.raises(ConfigError, match="attention"):
+        lora_targets("mlp")
