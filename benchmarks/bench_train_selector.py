@@ -1,11 +1,21 @@
 """Does `train selector` teach a real LLM to pick core frames? Held-out quality before and after.
 
 The real SmolLM2-135M-Instruct (``smollm2``) is LoRA-trained as the caption-LLM frame picker on
-the *train* split of the seeded caption sets (:mod:`videoespresso.select.caption_sets`), with
-examples rendered by the same ``select/choose`` prompt the selector uses at inference. Then the
-caption-llm selector runs over the *held-out* split with the untrained and the trained model
-(and uniform as the reference), and recall, precision and exact-set match are printed side by
-side (the table of ``bench_selection_quality.py``).
+the *train* split of ``--set`` (``easy``: :mod:`videoespresso.select.caption_sets`, split by item;
+``hard``: :mod:`videoespresso.select.hard_sets`, split by story template), with examples built by
+:func:`~videoespresso.train.examples.selector_example` (the ``select/choose`` prompt the selector
+renders, the target in the compact JSON its constrained decoder writes). Then the caption-llm
+selector runs over the *held-out* split of every ``--eval-sets`` set with the untrained and the
+trained model, with uniform, embedding and the oracle as references measured in the same run;
+one row per selector and set (``--json`` writes them). Trained rows are means over ``--seeds``
+(with the spread of recall). The items trained on and scored are written to ``--out``
+(``train_cases.jsonl``, ``heldout_<set>.jsonl``, checked for leaks before training) with each
+seed's adapter in ``--out/seed<N>/adapter`` (score it again with
+``bench_selection_quality.py --cases OUT/heldout_hard.jsonl --llm hf:OUT/seed0/adapter``).
+
+Recipe knobs: ``--train-items``, ``--epochs``, ``--lr``, ``--batch-size``, ``--lora-r`` /
+``--lora-alpha``, ``--modules all|attention``, ``--top-layers N`` (LoRA on the top N decoder
+layers only: backward then stops there, the cheap end of the sweep).
 
 Second measure: trainer overhead. The same examples and steps through our ``train_lora`` and
 through a plain loop (peft model + AdamW + the same encoded tensors, no Trainer): samples/s
@@ -15,8 +25,10 @@ torch's allocations are not Python objects, so tracemalloc misses them) is its o
 loads the model and encodes the examples, the floor both share, so the peak above it is what
 training itself costs.
 
-    python benchmarks/bench_train_selector.py                      # 300 items, 1 epoch
-    python benchmarks/bench_train_selector.py --items 120 --heldout-limit 20 --epochs 1
+    python benchmarks/bench_train_selector.py --overhead-steps 0   # easy set, ~245 items, 1 epoch
+    python benchmarks/bench_train_selector.py --set easy --train-items 96 --batch-size 4 --lr 2e-3 --top-layers 8 \
+        --heldout-limit 30 --overhead-steps 0 --out runs/sel-easy --json runs/sel-easy.json
+    python benchmarks/bench_train_selector.py --set hard --seeds 0,1,2 --heldout-limit 30 --overhead-steps 0
     python benchmarks/bench_train_selector.py --items 40 --overhead-only --overhead-steps 3
 """
 
@@ -34,22 +46,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_selection_quality import build_selector, candidates, print_table, score_selector, still_video  # noqa: E402
+from bench_selection_quality import (  # noqa: E402
+    SETS, as_row, build_selector, candidates, generated_sets, mean_rows, print_table, score_selector, still_video, write_json,
+)
 
-from videoespresso.schema import SFTExample, SFTMessage  # noqa: E402
-from videoespresso.select.caption_sets import make_caption_sets, split  # noqa: E402
-from videoespresso.train.examples import selector_prompt  # noqa: E402
-from videoespresso.train.lora import TrainSettings, encode_example, train_lora  # noqa: E402
+from videoespresso.schema import SFTExample  # noqa: E402
+from videoespresso.select.caption_sets import make_caption_sets, split, write_case_files  # noqa: E402
+from videoespresso.select.hard_sets import make_hard_sets  # noqa: E402
+from videoespresso.train.examples import selector_example  # noqa: E402
+from videoespresso.train.lora import PROJECTIONS, TrainSettings, encode_example, lora_targets, train_lora  # noqa: E402
+
+#: Decoder layers of SmolLM2-135M (``--top-layers`` counts from the top).
+NUM_LAYERS = 30
 
 
 def selector_examples(items, step: int, k: int) -> list[SFTExample]:
-    return [
-        SFTExample(id=f"{it.id}:selector", target="selector", source="caption-sets", messages=[
-            SFTMessage(role="user", content=selector_prompt(it.question, None, candidates(it, step), it.captions, k)),
-            SFTMessage(role="assistant", content=json.dumps({"frames": list(it.gold)})),
-        ])
-        for it in items
-    ]
+    return [selector_example(f"{it.id}:selector", it.question, None, candidates(it, step), it.captions, it.gold, k,
+                             source="caption-sets") for it in items]
 
 
 def plain_loop(base: str, examples, steps: int, batch: int, lr: float, on_step=None) -> float:
@@ -168,26 +181,53 @@ def overhead(args) -> None:
               f"(after step 1: {plain['rss_after_step1_mb']:.0f}), ratio {trainer['step_peak_mb'] / plain['step_peak_mb']:.3f}")
 
 
+def training_items(args) -> list:
+    """The training split's items of ``--set``."""
+    if args.set == "easy":
+        train, _ = split(make_caption_sets(args.items, args.seed))
+        return train[: args.train_items] if args.train_items else train
+    return make_hard_sets(args.train_items or 240, args.seed, "train")
+
+
+def settings_from(args, seed: int) -> TrainSettings:
+    layers = list(range(NUM_LAYERS - args.top_layers, NUM_LAYERS)) if args.top_layers else None
+    return TrainSettings(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, save_steps=10_000,
+                         lora_r=args.lora_r, lora_alpha=args.lora_alpha or 2 * args.lora_r,
+                         target_modules=lora_targets(args.modules, layers), seed=seed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", choices=SETS, default="easy", help="the set trained on (its train split)")
+    parser.add_argument("--eval-sets", default=",".join(SETS), help="held-out sets scored before and after")
+    parser.add_argument("--items", type=int, default=300, help="easy-set items generated before the split")
+    parser.add_argument("--train-items", type=int, default=None,
+                        help="training items (default: the easy split's ~245, or 240 hard-set items)")
+    parser.add_argument("--hard-items", type=int, default=120, help="hard-set held-out items generated")
+    parser.add_argument("--seed", type=int, default=0, help="data seed")
+    parser.add_argument("--seeds", default="0", help="training seeds, comma-separated (the table gives mean and sd)")
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3, help="higher than the paper's 2e-5: a few dozen steps, not 200k items")
+    parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--lora-alpha", type=int, default=None, help="default: 2 x rank")
+    parser.add_argument("--modules", choices=tuple(PROJECTIONS), default="all", help="LoRA on all linear projections or attention only")
+    parser.add_argument("--top-layers", type=int, default=0, help="LoRA on the top N decoder layers only (0: all)")
     parser.add_argument("--heldout-limit", type=int, default=None)
+    parser.add_argument("--loss-items", type=int, default=16, help="held-out items of the first set whose loss is printed")
+    parser.add_argument("--references", default="uniform,embedding,oracle,caption-llm",
+                        help="untrained selectors scored beside the trained one (caption-llm: the untrained base)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the table as JSON here")
     parser.add_argument("--overhead-steps", type=int, default=4, help="steps of the overhead comparison (0: skip)")
-    parser.add_argument("--out", default=None, help="training output folder (default: a temp folder)")
+    parser.add_argument("--out", default=None, help="output folder: case files, seed<N>/adapter (default: a temp folder)")
     parser.add_argument("--overhead-only", action="store_true", help="only the trainer overhead comparison (speed and peak RSS)")
     parser.add_argument("--overhead-variant", choices=("setup", "trainer", "plain"), default=None,
                         help=argparse.SUPPRESS)  # internal: one variant, in a child process
     args = parser.parse_args()
 
-    items = make_caption_sets(args.items, args.seed)
-    train, heldout = split(items)
-    heldout = heldout[: args.heldout_limit] if args.heldout_limit else heldout
-    _, step = still_video(max(len(it.captions) for it in items))
+    train = training_items(args)
+    _, step = still_video(12)
     examples = selector_examples(train, step, args.k)
     if args.overhead_variant:
         print("RESULT " + json.dumps(run_variant(args.overhead_variant, examples, args)))
@@ -199,22 +239,47 @@ def main() -> None:
         overhead(args)
         return
     out = Path(args.out or tempfile.mkdtemp(prefix="ve-train-sel-"))
-    print(f"caption sets: {len(items)} items, {len(train)} train examples, {len(heldout)} held-out; out {out}")
+    heldout_sets = generated_sets([x.strip() for x in args.eval_sets.split(",") if x.strip()], items=args.items,
+                                  hard_items=args.hard_items, seed=args.seed, which="heldout")
+    heldout_sets = [(name, items[: args.heldout_limit] if args.heldout_limit else items) for name, items in heldout_sets]
+    try:
+        files = write_case_files(out, train, heldout_sets)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"{args.set} set: {len(train)} training items; held-out " +
+          ", ".join(f"{name} {len(items)}" for name, items in heldout_sets) + f"; case files {sorted(map(str, files.values()))}")
 
-    settings = TrainSettings(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, save_steps=10_000)
-    result = train_lora(examples, "smollm2", out, target="selector", settings=settings,
-                        eval_examples=selector_examples(heldout, step, args.k))
-    ours = result.examples * args.epochs / result.seconds
-    print(f"trained: {result.steps} steps in {result.seconds:.1f} s ({ours:.2f} samples/s); loss {result.first_loss:.3f} -> "
-          f"{result.last_loss:.3f}; held-out loss {result.eval_loss_before:.3f} -> {result.eval_loss_after:.3f}")
-
-    rows = [score_selector("uniform", build_selector("uniform", args.k), heldout)]
-    rows.append(score_selector("caption-llm smollm2", build_selector("caption-llm", args.k, "smollm2"), heldout))
-    rows.append(score_selector("caption-llm trained", build_selector("caption-llm", args.k, f"hf:{out / 'adapter'}"), heldout))
+    rows = []
+    for name in [x.strip() for x in args.references.split(",") if x.strip()]:
+        selector = build_selector(name, args.k)
+        label = "caption-llm smollm2" if name == "caption-llm" else name
+        rows += [as_row(set_name, score_selector(label, selector, items), len(items)) for set_name, items in heldout_sets]
+    trained: dict[str, list[dict]] = {}
+    eval_examples = selector_examples(heldout_sets[0][1][: args.loss_items], step, args.k)
+    for seed in [int(x) for x in args.seeds.split(",")]:
+        folder = out / f"seed{seed}"
+        result = train_lora(examples, "smollm2", folder, target="selector", settings=settings_from(args, seed),
+                            eval_examples=eval_examples)
+        rate = result.examples * args.epochs / result.seconds
+        print(f"seed {seed}: {result.steps} steps in {result.seconds:.1f} s ({rate:.2f} samples/s); loss "
+              f"{result.first_loss:.3f} -> {result.last_loss:.3f}; held-out {heldout_sets[0][0]} loss "
+              f"{result.eval_loss_before:.3f} -> {result.eval_loss_after:.3f}; adapter {folder / 'adapter'}")
+        selector = build_selector("caption-llm", args.k, f"hf:{folder / 'adapter'}")
+        for set_name, items in heldout_sets:
+            trained.setdefault(set_name, []).append(
+                as_row(set_name, score_selector("caption-llm trained", selector, items), len(items)))
+    rows += [mean_rows(seed_rows) for seed_rows in trained.values()]
+    rows.sort(key=lambda r: r["set"])
     print()
     print_table(rows)
-    print(f"\n({len(heldout)} held-out items; k = {args.k}; trained on {len(train)} train items, "
-          f"{args.epochs} epoch(s), effective batch {args.batch_size}, lr {args.lr})")
+    recipe = settings_from(args, 0)
+    print(f"\n(k = {args.k}; trained on {len(train)} {args.set} items, {args.epochs} epoch(s), effective batch "
+          f"{args.batch_size}, lr {args.lr}, LoRA r {recipe.lora_r} alpha {recipe.lora_alpha} on {args.modules} "
+          f"projections of {'the top ' + str(args.top_layers) if args.top_layers else 'all'} layers; seeds {args.seeds})")
+    if args.json:
+        write_json(args.json, rows, trained_on=args.set, train_items=len(train), epochs=args.epochs, lr=args.lr,
+                   batch_size=args.batch_size, lora_r=recipe.lora_r, lora_alpha=recipe.lora_alpha, modules=args.modules,
+                   top_layers=args.top_layers, seeds=args.seeds, out=str(out))
 
     if args.overhead_steps:
         overhead(args)

@@ -113,3 +113,14 @@ def test_caption_llm_with_smollm2_needs_no_repair(items, tmp_path, smollm2):
         sel = selector.select(video, it.question, candidates=refs, captions=it.captions)
         assert sel.fallback is None and 1 <= len(sel.frames) <= 4
     assert set(selector.stats) <= {"duplicates"}
+
+
+def test_a_users_file_with_its_own_kinds_reads(tmp_path):
+    """What `bench_selection_quality.py --cases` scores: any kind name, no template."""
+    line = ('{"id": "u1", "kind": "my-own-kind", "captions": ["A cat sleeps.", "A dog barks."], "seconds": [0.0, 3.5], '
+            '"question": "Who barks?", "answer": "the dog", "options": ["the dog", "the cat", "a bird", "nobody"], '
+            '"gold": [2]}\n')
+    path = tmp_path / "mine.jsonl"
+    path.write_text(line)
+    (item,) = read_jsonl(path)
+    assert item.kind == "my-own-kind" and item.template is None and item.answer_letter == "A"

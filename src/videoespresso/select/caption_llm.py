@@ -56,6 +56,15 @@ def core_frames_schema(count: int, max_frames: int) -> type[CoreFrames]:
     )
 
 
+def frames_reply(numbers: Sequence[int]) -> str:
+    """The reply naming ``numbers`` exactly as the constrained decoder writes it: compact JSON
+    (the grammar allows no whitespace). Training targets are rendered by this, not by
+    ``json.dumps`` with its default ``", "`` separators: a spaced target is a string the grammar
+    refuses from its fourth token on, so a model trained on it was steered off its training
+    distribution after ``{"frames":`` at every step of inference."""
+    return json.dumps({"frames": [int(n) for n in numbers]}, separators=(",", ":"))
+
+
 @dataclass
 class ParsedReply:
     """Frame positions (0-based, in the model's order) read from a reply, and what was repaired."""

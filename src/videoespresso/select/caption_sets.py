@@ -71,7 +71,11 @@ class CaptionSetItem(BaseModel):
     """One question over numbered captions, with the frames it needs."""
 
     id: str
-    kind: Kind
+    #: The question kind (``colour``, ``after``, ``route`` here; any name in a user's file).
+    kind: str
+    #: The story template an item was drawn from, where the generator has templates
+    #: (:mod:`~videoespresso.select.hard_sets`): the held-out split holds out whole templates.
+    template: str | None = None
     captions: list[str]
     #: Presentation time of each caption's frame, seconds.
     seconds: list[float]
@@ -198,6 +202,42 @@ def read_jsonl(path: str | Path) -> list[CaptionSetItem]:
     return out
 
 
+def leaks(train: Sequence[CaptionSetItem], heldout: Sequence[CaptionSetItem]) -> list[str]:
+    """Ways held-out items appear in training, one line each (empty: no leak): a shared id, a
+    shared story (the same question over the same captions), a shared template where items
+    name theirs (:mod:`~videoespresso.select.hard_sets` holds out whole templates)."""
+    problems = []
+    ids = {it.id for it in train}
+    stories = {(it.question, tuple(it.captions)) for it in train}
+    templates = {it.template for it in train if it.template is not None}
+    for it in heldout:
+        if it.id in ids:
+            problems.append(f"held-out item {it.id}: its id is in the training items")
+        if (it.question, tuple(it.captions)) in stories:
+            problems.append(f"held-out item {it.id}: the same question over the same captions is in the training items")
+        if it.template is not None and it.template in templates:
+            problems.append(f"held-out item {it.id}: template {it.template!r} is in the training items")
+    return problems
+
+
+def write_case_files(out: str | Path, train: Sequence[CaptionSetItem],
+                     heldout_sets: Sequence[tuple[str, Sequence[CaptionSetItem]]]) -> dict[str, Path]:
+    """Write the items a benchmark trains on (``train_cases.jsonl``) and scores
+    (``heldout_<name>.jsonl``), then read the files back and check them with :func:`leaks`:
+    raises ValueError naming the first leak. The files can be scored again with
+    ``bench_selection_quality.py --cases``."""
+    out = Path(out)
+    files = {"train": write_jsonl(train, out / "train_cases.jsonl")}
+    for name, items in heldout_sets:
+        files[name] = write_jsonl(items, out / f"heldout_{name}.jsonl")
+    written = read_jsonl(files["train"])
+    for name, _ in heldout_sets:
+        problems = leaks(written, read_jsonl(files[name]))
+        if problems:
+            raise ValueError(f"held-out set {name} leaks into training ({len(problems)} items): {problems[0]}")
+    return files
+
+
 def summary(items: Sequence[CaptionSetItem]) -> dict[str, Any]:
     kinds: dict[str, int] = {}
     for it in items:
@@ -207,4 +247,4 @@ def summary(items: Sequence[CaptionSetItem]) -> dict[str, Any]:
 
 
 __all__ = ["CaptionSetItem", "make_caption_sets", "make_item", "split", "is_heldout", "write_jsonl",
-           "read_jsonl", "summary", "SPACING_S"]
+           "read_jsonl", "leaks", "write_case_files", "summary", "SPACING_S"]

@@ -2,7 +2,8 @@
 :class:`~videoespresso.schema.SFTExample` records (what trainers and SFT exports consume).
 
 * ``selector``: the small LLM reads the question and numbered captions of candidate frames and
-  replies with the core frames, ``{"frames": [2, 5]}`` (the ``select/choose`` prompt the
+  replies with the core frames, ``{"frames":[2,5]}`` (compact, as the constrained decoder writes
+  it: :func:`~videoespresso.select.caption_llm.frames_reply`; the ``select/choose`` prompt the
   caption-LLM selector uses at inference, so training and use see the same text);
 * ``stage1``: the reasoner sees the core frames and the question and writes the evidence (the
   ``reason/evidence_open`` prompt);
@@ -26,12 +27,12 @@ evidence as plain prose (:func:`~videoespresso.formats.evidence.strip_evidence_t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Sequence
 
 from ..schema import FrameRef, SFTExample, SFTMessage, SFTTarget, TrainItem
 from ..select.base import CandidateMixin
+from ..select.caption_llm import frames_reply
 
 TARGETS: tuple[SFTTarget, ...] = ("selector", "stage1", "stage2")
 Media = Literal["images", "video"]
@@ -61,6 +62,19 @@ def selector_prompt(question: str, options: Sequence[str] | None, frames: Sequen
     return _prompt("select/choose").render(
         count=len(frames), captions="\n".join(lines), question=format_question(question, options),
         max_frames=max_frames,
+    )
+
+
+def selector_example(example_id: str, question: str, options: Sequence[str] | None, frames: Sequence[FrameRef],
+                     captions: Sequence[str], gold: Sequence[int], max_frames: int, *, source: str,
+                     video: str | None = None, meta: dict[str, Any] | None = None) -> SFTExample:
+    """One selector example: the prompt :class:`CaptionLLMSelector` renders, and as target the
+    1-based ``gold`` numbers written as the constrained decoder writes them
+    (:func:`~videoespresso.select.caption_llm.frames_reply`)."""
+    return SFTExample(
+        id=example_id, target="selector", source=source, video=video, meta=dict(meta or {}),
+        messages=[SFTMessage(role="user", content=selector_prompt(question, options, frames, captions, max_frames)),
+                  SFTMessage(role="assistant", content=frames_reply(gold))],
     )
 
 
@@ -274,12 +288,9 @@ def examples_from_build(
                 candidates, captions = group
                 positions = {f.index: i + 1 for i, f in enumerate(candidates)}
                 chosen = sorted(positions[f.index] for f in core)
-                prompt = selector_prompt(qa["question"], record.get("options"), candidates, captions, max(max_frames, len(chosen)))
-                examples.append(SFTExample(
-                    id=f"{qa['id']}:selector", target="selector",
-                    messages=[SFTMessage(role="user", content=prompt),
-                              SFTMessage(role="assistant", content=json.dumps({"frames": chosen}))],
-                    video=video, source="build",
+                examples.append(selector_example(
+                    f"{qa['id']}:selector", qa["question"], record.get("options"), candidates, captions, chosen,
+                    max(max_frames, len(chosen)), video=video, source="build",
                     meta={**meta, "candidates": [f.index for f in candidates], "chosen_frames": [f.index for f in core]},
                 ))
         if not any(t in ("stage1", "stage2") for t in targets):
@@ -437,11 +448,8 @@ def selector_examples_from_train_items(
         chosen = sorted({j + 1 for j in nearest})
         options = item.extra.get("options")
         options = [str(o) for o in options] if isinstance(options, list) and options else None
-        prompt = selector_prompt(item.question, options, refs, texts, max(max_frames, len(chosen)))
-        examples.append(SFTExample(
-            id=f"{item_id}:selector", target="selector",
-            messages=[SFTMessage(role="user", content=prompt),
-                      SFTMessage(role="assistant", content=json.dumps({"frames": chosen}))],
+        examples.append(selector_example(
+            f"{item_id}:selector", item.question, options, refs, texts, chosen, max(max_frames, len(chosen)),
             video=video, source=_source(item),
             meta={**meta, "candidates": [r.index for r in refs], "candidate_seconds": [r.seconds for r in refs],
                   "chosen_frames": [refs[j - 1].index for j in chosen],

@@ -30,15 +30,29 @@ from typing import Any, Callable, Sequence
 from ..errors import ConfigError, UserError
 from ..schema import SFTExample
 
-#: LoRA on the language model's attention and MLP projections only (never the vision tower).
-LANGUAGE_MODEL_PROJECTIONS = (
-    r"^(?!.*(visual|vision_tower|vision_model|image_newline|multi_modal_projector|connector)).*"
-    r"\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
-)
+#: The projections of each LoRA target choice (what ``lora_targets`` names).
+PROJECTIONS = {"all": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+               "attention": ("q_proj", "k_proj", "v_proj", "o_proj")}
 ADAPTER_INFO = "videoespresso_adapter.json"
 #: In a merged checkpoint: the base it was trained from (a merged folder loads as a plain
 #: checkpoint, so only this says where its weights came from).
 MERGED_INFO = "videoespresso_merged.json"
+
+
+def lora_targets(modules: str = "all", layers: Sequence[int] | None = None) -> str:
+    """A ``target_modules`` pattern: the language model's ``all`` linear projections or its
+    ``attention`` ones only, in every decoder layer or in ``layers`` only (LoRA on the top layers
+    alone also makes backward stop there: the layers below hold nothing to train)."""
+    if modules not in PROJECTIONS:
+        raise ConfigError(f"LoRA targets must be one of {', '.join(PROJECTIONS)}, not {modules!r}")
+    names = "|".join(PROJECTIONS[modules])
+    where = rf".*\.layers\.({'|'.join(str(i) for i in layers)})\..*" if layers else ".*"
+    vision = r"(?!.*(visual|vision_tower|vision_model|image_newline|multi_modal_projector|connector))"
+    return rf"^{vision}{where}\.({names})$"
+
+
+#: LoRA on the language model's attention and MLP projections only (never the vision tower).
+LANGUAGE_MODEL_PROJECTIONS = lora_targets()
 #: The paper's learning rates (section 6); the selector uses stage 1's.
 DEFAULT_LR = {"selector": 2e-5, "stage1": 2e-5, "stage2": 1e-5}
 
