@@ -84,7 +84,7 @@ def demo_command(
     )
     if random_weights(cfg.models.reasoner):
         console.print(f"[bold yellow](evidence and answer by the random-weight {cfg.models.reasoner})[/]", highlight=False)
-    _text_stages(cfg, video, sampled.frames, _write_frames(out, images), captions)
+    _text_stages(cfg, video, info.duration_s, sampled.frames, _write_frames(out, images), captions)
 
 
 def _write_frames(out: Path, images: list) -> list[str]:
@@ -99,7 +99,7 @@ def _write_frames(out: Path, images: list) -> list[str]:
     return paths
 
 
-def _text_stages(cfg, video: Path, frames, paths: list[str], captions: list[str]) -> None:
+def _text_stages(cfg, video: Path, duration_s: float, frames, paths: list[str], captions: list[str]) -> None:
     """QA generation, the judge, chain of thought and distractors once on the demo's captions,
     through the build's own stage classes (same prompts, schemas and settings as ``build``)."""
     from ..curate._common import ModelPool
@@ -115,13 +115,15 @@ def _text_stages(cfg, video: Path, frames, paths: list[str], captions: list[str]
     # one QA pair is all the demo shows: asking for more only makes the small model write longer
     one_pair = cfg.model_copy(update={"curate": cfg.curate.model_copy(update={"qa_per_group": 1})})
     stages = {stage.name: stage for stage in build_stages(one_pair, video.parent, pool)}
-    item = {
-        "id": f"{video.name}#g000", "video": video.name,
+    # The captioned frames as a deduplicated video (nothing dropped); the build's own group stage
+    # turns it into the caption group (and the per-video pool) that stage 5 reads.
+    video_item = {
+        "id": video.name, "video": video.name, "video_path": str(video), "info": {"duration_s": duration_s},
         "frames": [{"index": f.index, "seconds": f.seconds, "path": p} for f, p in zip(frames, paths)],
-        "captions": list(captions),
+        "captions": list(captions), "kept": list(range(len(captions))),
     }
-    items = [item]
-    for name in ("qa", "filter", "cot", "options"):
+    items = [video_item]
+    for name in ("group", "qa", "filter", "cot", "options"):
         stage = stages[name]
         stage.setup()
         items = stage.process(items[:1])
@@ -133,6 +135,8 @@ def _text_stages(cfg, video: Path, frames, paths: list[str], captions: list[str]
                 console.print(f"  its reply: {why['raw'][:300]!r}", highlight=False, markup=False)
             return
         first = items[0]
+        if name == "group":
+            continue
         if name == "qa":
             console.print(f"  question: {first['question']!r}\n  answer:   {first['answer']!r} ({first['task']})",
                           highlight=False, markup=False)
