@@ -28,6 +28,7 @@ from videoespresso.curate import STAGE_NAMES, run_build
 from videoespresso.engine import Store
 from videoespresso.formats import parse_evidence, read_bench, read_train
 from videoespresso.schema import TASK_NAMES, CoTAnnotation, QAPair
+from _cli import run_cli
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -338,17 +339,6 @@ def test_bad_inputs_fail_or_degrade_with_reasons(work, models, endpoint):
     assert len(raws) == qa.inputs and all(raw.count("drives away") == 2 for raw in raws)
 
 
-def _cli(capsys, argv: list[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        cli_main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_inputs_are_video_files_folders_and_list_files_mixed(work):
     from videoespresso.curate import discover_videos
 
@@ -368,7 +358,7 @@ def test_inputs_are_video_files_folders_and_list_files_mixed(work):
 def test_one_video_file_builds(work, capsys, models):
     """`build clip.mp4`: the first thing a new user tries (it was read as a list file)."""
     out = work / "one-file"
-    code, _, err = _cli(capsys, ["build", str(work / "videos" / "a_mixed.mp4"), "--out", str(out), "--stages", "1-1",
+    code, _, err = run_cli(capsys, ["build", str(work / "videos" / "a_mixed.mp4"), "--out", str(out), "--stages", "1-1",
                                  "--profile", "tiny", "--no-progress", "--config", str(_config_file(work))])
     assert code == 0, err
     assert "Traceback" not in err
@@ -381,7 +371,7 @@ def test_a_list_file_that_is_not_text_is_one_line(work, capsys, name):
     """A video with an extension we do not know (or any binary file) given where a list belongs."""
     path = work / name
     path.write_bytes((work / "videos" / "a_mixed.mp4").read_bytes())
-    code, _, err = _cli(capsys, ["build", str(path), "--out", str(work / "never"), "--profile", "tiny"])
+    code, _, err = run_cli(capsys, ["build", str(path), "--out", str(work / "never"), "--profile", "tiny"])
     assert code == 2 and "Traceback" not in err
     assert err.count("error:") == 1 and len(err.strip().splitlines()) == 2, err  # the note on tiny weights + it
     assert f"{path}: not a list file" in err and ".mp4" in err
@@ -401,12 +391,12 @@ def test_a_newline_in_a_name_stays_on_its_failure_line(work, capsys):
 
     folder = work / "odd-names"
     make_bad_video(folder / "two\nlines.mp4", "truncated")
-    code, _, err = _cli(capsys, ["build", str(folder), "--out", str(work / "odd-out"), "--stages", "1-1",
+    code, _, err = run_cli(capsys, ["build", str(folder), "--out", str(work / "odd-out"), "--stages", "1-1",
                                  "--profile", "tiny", "--no-progress"])
     assert code == 0, err
     lines = [line for line in err.splitlines() if "failed in sample" in line]
     assert len(lines) == 1 and "two\\nlines.mp4: unreadable_video" in lines[0], err
     assert "lines.mp4" not in err.replace(lines[0], "")
     # the same for an error line: one line, the newline shown escaped
-    code, _, err = _cli(capsys, ["ask", str(folder / "gone\nhere.mp4"), "What?", "--profile", "tiny"])
+    code, _, err = run_cli(capsys, ["ask", str(folder / "gone\nhere.mp4"), "What?", "--profile", "tiny"])
     assert code == 2 and err.strip().splitlines()[-1].endswith("gone\\nhere.mp4: no such file"), err

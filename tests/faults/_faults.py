@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 
+from _cli import CliResult, run_cli  # noqa: F401  (the fault cells import them from here)
+
 import yaml
 
 import videoespresso
@@ -47,27 +49,6 @@ def env() -> dict[str, str]:
     out = dict(os.environ)
     out["PYTHONPATH"] = SRC + os.pathsep + out.get("PYTHONPATH", "")
     return out
-
-
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-
-def run_cli(capsys, argv: list[str]) -> CliResult:
-    """The CLI in this process (models loaded once per session), as a user runs it."""
-    from videoespresso.cli import main
-
-    capsys.readouterr()
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return CliResult(code, captured.out, captured.err)
 
 
 def assert_one_line_error(result: CliResult, *fragments: str) -> None:

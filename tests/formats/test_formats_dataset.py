@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from videoespresso.cli import main as cli_main
+from _cli import run_cli
 
 READERS = {
     "export sft": lambda src, out: ["export", "sft", str(src), "--out", str(out), "--targets", "stage1,stage2",
@@ -22,23 +22,12 @@ READERS = {
 }
 
 
-def _cli(capsys, argv: list[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        cli_main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 @pytest.mark.parametrize("reader", list(READERS))
 def test_an_empty_build_is_bad_input_for_every_reader(tmp_path, capsys, reader):
     build = tmp_path / "build"
     build.mkdir()
     (build / "dataset.jsonl").write_text("")
-    code, _, err = _cli(capsys, READERS[reader](build, tmp_path / "out"))
+    code, _, err = run_cli(capsys, READERS[reader](build, tmp_path / "out"))
     assert code == 2 and "Traceback" not in err, err
     assert err.count("error:") == 1 and "nothing to" in err and "(no " in err, err
     assert not (tmp_path / "out").exists()
@@ -59,7 +48,7 @@ def _mistyped(built_dataset: Path, tmp_path: Path) -> tuple[Path, str, int]:
 def test_a_mistyped_field_names_line_item_and_field_and_the_others_go_through(built_dataset, tmp_path, capsys, reader):
     build, item_id, n = _mistyped(built_dataset, tmp_path)
     out = tmp_path / "out"
-    code, _, err = _cli(capsys, READERS[reader](build, out))
+    code, _, err = run_cli(capsys, READERS[reader](build, out))
     assert code == 0 and "Traceback" not in err, err
     skipped = [line for line in err.splitlines() if line.startswith("skipped:")]
     assert len(skipped) == 1, err
@@ -71,8 +60,8 @@ def test_a_mistyped_field_names_line_item_and_field_and_the_others_go_through(bu
 
         assert len(load_build_records(out)) == n - 1
     else:
-        _, whole, _ = _cli(capsys, READERS[reader](built_dataset, tmp_path / "whole"))
-        stage1 = [int(out.split("stage1: ")[1].split(",")[0]) for out in (whole, _cli(capsys, READERS[reader](build, out))[1])]
+        _, whole, _ = run_cli(capsys, READERS[reader](built_dataset, tmp_path / "whole"))
+        stage1 = [int(out.split("stage1: ")[1].split(",")[0]) for out in (whole, run_cli(capsys, READERS[reader](build, out))[1])]
         assert stage1[1] == stage1[0] - 1  # the bad record's example alone is missing
 
 
